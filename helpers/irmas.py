@@ -1,0 +1,237 @@
+"""IRMAS facts: archives, file names, labels and the data manifest.
+
+`data_manifest.csv` is the one source of truth for which clips exist, their labels, their
+recording (the group that must stay in one split), their split and their md5. It is built from
+the IRMAS file lists in `shared/irmas/` and committed; the demo set writes one of the same form.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from helpers.atomic import atomic_write
+from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SEED
+from helpers.splits import grouped_split
+
+ALL_CODES: tuple[str, ...] = (
+    "cel", "cla", "flu", "gac", "gel", "org", "pia", "sax", "tru", "vio", "voi",
+)
+GENRES: tuple[str, ...] = ("cla", "cou_fol", "jaz_blu", "lat_sou", "pop_roc")
+DRUMS: tuple[str, ...] = ("dru", "nod", "---")
+TRAIN_DIR = "IRMAS-TrainingData"
+MANIFEST_NAME = "data_manifest.csv"
+MANIFEST_COLUMNS = (
+    "path", "instrument", "genre", "drums", "recording", "excerpt", "split", "md5", "instruments",
+)
+ZENODO = "https://zenodo.org/records/1290750/files/{}?download=1"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One IRMAS zip: its file name, where it is published and its md5."""
+
+    filename: str
+    md5: str
+
+    @property
+    def url(self) -> str:
+        return ZENODO.format(self.filename)
+
+    @property
+    def folder(self) -> str:
+        """Top folder of the paths the archive unpacks to (as in the manifest)."""
+        return self.filename.removesuffix(".zip")
+
+
+ARCHIVES: dict[str, Archive] = {
+    "train": Archive("IRMAS-TrainingData.zip", "4fd9f5ed5a18d8e2687e6360b5f60afe"),
+    "test1": Archive("IRMAS-TestingData-Part1.zip", "5a2e65520dcedada565dff2050bb2a56"),
+    "test2": Archive("IRMAS-TestingData-Part2.zip", "afb0c8ea92f34ee653693106be95c895"),
+    "test3": Archive("IRMAS-TestingData-Part3.zip", "9b3fb2d0c89cdc98037121c25bd5b556"),
+}
+
+_TRAIN_NAME = re.compile(
+    r"^(?:(?P<prefix>\d+)__)?\[(?P<instrument>[a-z]{3})\](?:\[(?P<drums>dru|nod|---)\])?"
+    r"\[(?P<genre>[a-z_]+)\](?P<recording>\d+)__(?P<excerpt>\d+)\.wav$"
+)
+_TEST_NAME = re.compile(r"^(?P<song>.+)-(?P<index>\d+)\.(?:wav|txt)$")
+
+
+@dataclass(frozen=True)
+class TrainingName:
+    instrument: str
+    genre: str
+    drums: str  # "dru", "nod", "---" or "" when the name has no drum tag
+    recording: str  # NNNN: the source recording; its excerpts belong together
+    excerpt: int  # k: the k-th excerpt of that recording
+
+
+def parse_training_name(name: str) -> TrainingName:
+    """Parse `[gac][cla]0516__1.wav` or `008__[cel][nod][cla]0058__1.wav` (path or bare name)."""
+    base = Path(name).name
+    m = _TRAIN_NAME.match(base)
+    if not m or m["instrument"] not in ALL_CODES or m["genre"] not in GENRES:
+        raise ValueError(
+            f"{name!r} is not an IRMAS training file name "
+            "(expected like '[gac][cla]0516__1.wav' or '008__[cel][nod][cla]0058__1.wav')"
+        )
+    return TrainingName(
+        m["instrument"], m["genre"], m["drums"] or "", m["recording"], int(m["excerpt"])
+    )
+
+
+def parse_test_name(name: str) -> tuple[str, int]:
+    """Split a test excerpt name `<song>-<n>.wav` into the song and the excerpt number."""
+    m = _TEST_NAME.match(Path(name).name)
+    if not m:
+        raise ValueError(f"{name!r} is not an IRMAS test file name (expected '<song>-<n>.wav')")
+    return m["song"], int(m["index"])
+
+
+def read_labels(txt: str | Path) -> list[str]:
+    """Instrument codes of a test excerpt's `.txt` (one code a line, stray whitespace ignored)."""
+    codes = [line.strip() for line in Path(txt).read_text().splitlines() if line.strip()]
+    unknown = [c for c in codes if c not in ALL_CODES]
+    if unknown:
+        raise ValueError(f"{txt}: unknown instrument code(s) {unknown}; known: {ALL_CODES}")
+    return codes
+
+
+def make_manifest(
+    train: Iterable[tuple[str, str]],
+    test: Iterable[tuple[str, str, str]] = (),
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """Manifest rows for training clips `(path, md5)` and test excerpts `(path, md5, codes)`.
+
+    Training rows of the four classes get a grouped, stratified split; test excerpts get
+    split `irmas_test`. Paths are relative to the data folder, with `/` separators.
+    """
+    rows = []
+    for path, md5 in train:
+        name = parse_training_name(path)
+        if name.instrument in CLASSES:
+            rows.append({
+                "path": path, "instrument": name.instrument, "genre": name.genre,
+                "drums": name.drums, "recording": name.recording, "excerpt": name.excerpt,
+                "md5": md5, "instruments": name.instrument,
+            })
+    train_df = pd.DataFrame(rows, columns=[c for c in MANIFEST_COLUMNS if c != "split"])
+    train_df["split"] = grouped_split(train_df["instrument"], train_df["recording"], seed)
+    test_rows = []
+    for path, md5, codes in test:
+        song, index = parse_test_name(path)
+        test_rows.append({
+            "path": path, "instrument": "", "genre": "", "drums": "", "recording": song,
+            "excerpt": index, "split": IRMAS_TEST_SPLIT, "md5": md5, "instruments": codes,
+        })
+    df = pd.concat([train_df, pd.DataFrame(test_rows, columns=MANIFEST_COLUMNS)],
+                   ignore_index=True)
+    return df[list(MANIFEST_COLUMNS)].sort_values("path", ignore_index=True)
+
+
+def build_manifest(shared_irmas: str | Path, seed: int = SEED) -> pd.DataFrame:
+    """Build the IRMAS manifest from the file lists in `shared/irmas/`."""
+    shared_irmas = Path(shared_irmas)
+    with open(shared_irmas / "training_files.csv", newline="") as f:
+        train = [(r["path"], r["md5"]) for r in csv.DictReader(f)]
+    with open(shared_irmas / "irmas_index.csv", newline="") as f:
+        wavs = {
+            unicodedata.normalize("NFC", Path(r["path"]).stem): (r["path"], r["md5"])
+            for r in csv.DictReader(f)
+            if not r["path"].startswith(TRAIN_DIR) and r["path"].endswith(".wav")
+        }
+    test = []
+    with open(shared_irmas / "test_labels.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            codes = r["instruments"].split()
+            if set(codes) <= set(CLASSES):
+                path, md5 = wavs[unicodedata.normalize("NFC", r["excerpt"])]
+                test.append((path, md5, " ".join(codes)))
+    return make_manifest(train, test, seed)
+
+
+def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a manifest CSV (written to a temp file, then renamed, so it is never half there)."""
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n"))
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest with every column as text (keeps leading zeros of recording ids)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no manifest here. Run notebooks/01_download.ipynb first (it writes the "
+            "manifest of the data it fetched or rendered)."
+        )
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = set(MANIFEST_COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: not a data manifest, columns {sorted(missing)} are missing")
+    df["excerpt"] = df["excerpt"].astype(int)
+    return df
+
+
+def packaged_manifest() -> Path:
+    """The committed IRMAS manifest: beside the package in a clone or editable install."""
+    repo = Path(__file__).resolve().parent.parent
+    candidates = [repo / MANIFEST_NAME, Path.cwd() / MANIFEST_NAME]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{MANIFEST_NAME} not found in {', '.join(map(str, candidates))}: run from a clone of the "
+        "repository (the Colab set-up cell clones it)."
+    )
+
+
+def md5sum(path: str | Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(manifest: pd.DataFrame, root: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Check every manifest file under `root`: present, and matching its md5 where one is known.
+
+    Returns the problem rows (path, problem); an empty frame means all is well.
+    """
+    root = Path(root)
+    problems = []
+    for path, md5 in tqdm(
+        list(zip(manifest["path"], manifest["md5"])), desc="verify", disable=not progress
+    ):
+        file = root / path
+        if not file.is_file():
+            problems.append((path, "missing"))
+        elif md5 and (actual := md5sum(file)) != md5:
+            problems.append((path, f"md5 {actual}, expected {md5}"))
+    return pd.DataFrame(problems, columns=["path", "problem"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m helpers.irmas [--shared DIR] [--out FILE]`: rebuild data_manifest.csv."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--shared", default="../shared/irmas", help="the IRMAS file lists")
+    parser.add_argument("--out", default=MANIFEST_NAME)
+    args = parser.parse_args(argv)
+    df = build_manifest(args.shared)
+    write_manifest(df, args.out)
+    print(f"wrote {args.out}: {len(df)} rows, {df['split'].value_counts().to_dict()}")
+
+
+if __name__ == "__main__":
+    main()
