@@ -1,0 +1,157 @@
+"""Fetch, verify and unpack the IRMAS archives; safe to re-run after any interruption.
+
+gdown fetches into a hidden temp file and publishes the archive only when its md5 matches, so
+an archive on disk is always whole. Unpacking goes into a hidden staging folder that is checked
+against the manifest and only then renamed into place and stamped complete.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import gdown
+import pandas as pd
+from tqdm.auto import tqdm
+
+from helpers.irmas import ARCHIVES, Archive, md5sum
+
+
+class ChecksumError(RuntimeError):
+    """A file whose md5 differs from the published one; the message says what to do."""
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive member whose path would land outside the target folder (zip-slip)."""
+
+
+def fetch(
+    archive: Archive,
+    archive_dir: str | Path,
+    drive_id: str | None = None,
+    url: str | None = None,
+    retries: int = 3,
+    quiet: bool = False,
+) -> Path:
+    """Download `archive` into `archive_dir` unless a copy with the right md5 is already there.
+
+    `drive_id` fetches your own copy on Google Drive instead of Zenodo; `url` any other mirror.
+    """
+    path = Path(archive_dir) / archive.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = {"id": drive_id} if drive_id else {"url": url or archive.url}
+    try:
+        gdown.cached_download(
+            path=str(path), hash=f"md5:{archive.md5}", quiet=quiet, retries=retries, **source
+        )
+    except AssertionError as err:  # gdown's hash mismatch; the bad download is already gone
+        actual = re.search(r"actual: (?:md5:)?(\w+)", str(err))
+        raise ChecksumError(
+            f"{archive.filename}: md5 {actual[1] if actual else '?'} but expected {archive.md5}. "
+            "The download is corrupt or is not this archive; nothing was kept. Run the download "
+            "again, and if it persists check the Drive id or mirror URL points at the original "
+            f"archive from {archive.url}."
+        ) from err
+    except gdown.exceptions.DownloadError as err:
+        raise gdown.exceptions.DownloadError(
+            f"{archive.filename}: download failed ({err}). Nothing partial was kept as the "
+            "archive; run the download again."
+        ) from err
+    return path
+
+
+def _check_members(zf: zipfile.ZipFile, target: Path) -> None:
+    root = target.resolve()
+    for name in zf.namelist():
+        dest = (root / name).resolve()
+        if name.startswith(("/", "\\")) or not dest.is_relative_to(root):
+            raise UnsafeArchiveError(
+                f"{zf.filename}: member {name!r} would be written outside {target}; "
+                "refusing to extract this archive (it is not an original IRMAS archive)."
+            )
+
+
+def extract(
+    zip_path: str | Path,
+    target: str | Path,
+    manifest: pd.DataFrame | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Unpack `zip_path` into `target`, verify against `manifest`, and return its top folders.
+
+    Nothing appears under `target` until every member was unpacked and every manifest file
+    inside the archive matched its md5; a failed or interrupted run leaves only a hidden staging
+    folder that the next run removes.
+    """
+    zip_path, target = Path(zip_path), Path(target)
+    stamp = target / f".{zip_path.stem}.complete"
+    if stamp.is_file():
+        return stamp.read_text().split("\n")
+    staging = target / f".{zip_path.stem}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            _check_members(zf, staging)
+            for member in tqdm(zf.infolist(), desc=f"unzip {zip_path.name}",
+                               disable=not progress):
+                zf.extract(member, staging)
+        tops = sorted(p.name for p in staging.iterdir())
+        if manifest is not None:
+            inside = manifest[manifest["path"].str.split("/").str[0].isin(tops)]
+            _verify_extracted(inside, staging, zip_path.name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for name in tops:
+        shutil.rmtree(target / name, ignore_errors=True)  # an older, unstamped copy
+        (staging / name).rename(target / name)
+    staging.rmdir()
+    stamp.write_text("\n".join(tops))
+    return tops
+
+
+def _verify_extracted(rows: pd.DataFrame, root: Path, archive_name: str) -> None:
+    for path, expected in zip(rows["path"], rows["md5"]):
+        file = root / path
+        if not file.is_file():
+            raise ChecksumError(
+                f"{path}: listed in the manifest but not in {archive_name}. Delete the archive "
+                "and download it again."
+            )
+        if expected and (actual := md5sum(file)) != expected:
+            raise ChecksumError(
+                f"{path}: md5 {actual} but the manifest expects {expected}. Delete "
+                f"{archive_name} and download it again; nothing was unpacked."
+            )
+
+
+def download_irmas(
+    data_dir: str | Path,
+    manifest: pd.DataFrame,
+    parts: tuple[str, ...] = ("train", "test1", "test2", "test3"),
+    archive_dir: str | Path | None = None,
+    drive_ids: dict[str, str] | None = None,
+    keep_archives: bool = True,
+) -> pd.DataFrame:
+    """Fetch and unpack the IRMAS `parts` (keys of `ARCHIVES`) into `data_dir`.
+
+    Returns the manifest rows of the fetched parts.
+    Archives go to `archive_dir` (default `data_dir/archives`; put it on Drive in Colab so a
+    3 GB download survives a disconnect). `drive_ids` maps a part to a Google Drive file id.
+    """
+    data_dir = Path(data_dir)
+    archive_dir = Path(archive_dir) if archive_dir else data_dir / "archives"
+    drive_ids = drive_ids or {}
+    for part in parts:
+        archive = ARCHIVES[part]
+        if (data_dir / f".{Path(archive.filename).stem}.complete").is_file():
+            continue
+        zip_path = fetch(archive, archive_dir, drive_id=drive_ids.get(part))
+        extract(zip_path, data_dir, manifest)
+        if not keep_archives:
+            zip_path.unlink()
+    folders = [ARCHIVES[part].folder for part in parts]
+    return manifest[manifest["path"].str.split("/").str[0].isin(folders)]
