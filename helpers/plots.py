@@ -1,0 +1,62 @@
+"""Figures for the notebooks: seaborn on matplotlib, shown inline and saved as PNG in the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+import torchaudio
+
+from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
+
+sns.set_theme(style="whitegrid", context="notebook")
+PALETTE = dict(zip(CLASSES, sns.color_palette("deep", len(CLASSES))))
+
+
+def save(fig: plt.Figure, run_dir: str | Path, name: str) -> Path:
+    """Save `fig` as `run_dir/figures/<name>.png` and return the path."""
+    path = Path(run_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def clip_counts(manifest: pd.DataFrame, by: str = "genre") -> plt.Figure:
+    """Training clips per instrument, stacked by `by` (genre, drums or split)."""
+    train = manifest[manifest["instrument"].isin(CLASSES)]
+    table = pd.crosstab(train["instrument"].map(CLASS_NAMES), train[by].replace("", "untagged"))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    table.plot.barh(stacked=True, ax=ax, colormap="tab10", width=0.75)
+    ax.set(xlabel="clips", ylabel="", title=f"Training clips per instrument, by {by}")
+    ax.legend(title=by, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    return fig
+
+
+def balance_counts(before: pd.Series, after: pd.Series) -> plt.Figure:
+    """Clips per instrument in the training split before and after sign-flip balancing."""
+    df = pd.DataFrame({"before": before, "after balancing": after}).rename(index=CLASS_NAMES)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    df.plot.bar(ax=ax, rot=0, color=["#9db4d0", "#34699a"], width=0.8)
+    ax.set(ylabel="training clips", title="Balancing happens inside the training split only")
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=8)
+    return fig
+
+
+def examples(waves: torch.Tensor, labels: list[str]) -> plt.Figure:
+    """Waveform and log-mel spectrogram of a few clips side by side."""
+    mel = torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, n_fft=2048, hop_length=512, n_mels=96)
+    to_db = torchaudio.transforms.AmplitudeToDB(top_db=80)
+    fig, axes = plt.subplots(2, len(labels), figsize=(3.3 * len(labels), 4.6), squeeze=False)
+    for i, (wave, label) in enumerate(zip(waves.float(), labels)):
+        t = torch.arange(wave.shape[-1]) / SAMPLE_RATE
+        axes[0, i].plot(t, wave[0], lw=0.3, color=PALETTE.get(label, "k"))
+        axes[0, i].set(title=CLASS_NAMES.get(label, label), ylim=(-0.55, 0.55), xlabel="s")
+        axes[1, i].imshow(to_db(mel(wave.mean(0))), origin="lower", aspect="auto", cmap="magma")
+        axes[1, i].set(xlabel="frame", ylabel="mel band" if i == 0 else "")
+        axes[1, i].grid(False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,48 @@
+"""The run folder: what one notebook leaves for the next, and the errors when it is missing.
+
+Notebook 01 records which data set it prepared; later notebooks read it from here, so each
+notebook needs only the run folder and says which notebook to run first when something is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import irmas
+from helpers.atomic import atomic_write
+
+DATASET_FILE = "dataset.json"
+MANIFEST_FILE = "manifest.csv"
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    """Write JSON atomically (temp file + rename)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str)))
+
+
+def read_json(path: str | Path, producer: str) -> dict:
+    """Read an artefact, or say which notebook writes it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/{producer}.ipynb first.")
+    return json.loads(path.read_text())
+
+
+def save_dataset(run_dir: str | Path, source: str, data_dir: str | Path,
+                 manifest: pd.DataFrame) -> None:
+    """Record the prepared data set (its source, folder and manifest) in the run folder."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    irmas.write_manifest(manifest, run_dir / MANIFEST_FILE)
+    info = {"source": source, "data_dir": str(Path(data_dir).resolve()), "clips": len(manifest)}
+    write_json(run_dir / DATASET_FILE, info)
+
+
+def load_dataset(run_dir: str | Path) -> tuple[pd.DataFrame, Path, str]:
+    """The manifest, data folder and source that notebook 01 prepared for this run."""
+    info = read_json(Path(run_dir) / DATASET_FILE, "01_download")
+    manifest = irmas.read_manifest(Path(run_dir) / MANIFEST_FILE)
+    return manifest, Path(info["data_dir"]), info["source"]
