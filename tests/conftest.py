@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny demo set rendered once per test session, real files on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import demo
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {"recordings_per_class": 6, "test_songs": 2}
+
+
+def shared_irmas() -> Path:
+    """The IRMAS file lists: `$IRMAS_SHARED`, else `../shared/irmas` beside the repo."""
+    return Path(os.environ.get("IRMAS_SHARED", REPO.parent / "shared" / "irmas"))
+
+
+@pytest.fixture(scope="session")
+def demo_set(tmp_path_factory):
+    """(root, manifest) of a tiny demo set: 5-6 recordings x 3 clips per class, 2 test songs."""
+    root = tmp_path_factory.mktemp("demo")
+    return root, demo.render_demo(root, **TINY, progress=False)
+
+
+def write_wav(path: Path, seconds: float = 1.0, sr: int = 44_100, channels: int = 2,
+              subtype: str = "PCM_16", seed: int = 0) -> Path:
+    """A real audio file of coloured noise and a tone."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None]
+    data = (tone + 0.05 * rng.standard_normal((n, channels))).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sr, subtype=subtype)
+    return path

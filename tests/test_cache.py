@@ -1,0 +1,67 @@
+import warnings
+
+import pytest
+import torch
+
+from helpers import cache
+from helpers.config import CLASSES, CLIP_SAMPLES
+
+
+def test_cache_holds_every_clip_of_the_split(demo_set, tmp_path):
+    root, manifest = demo_set
+    path = cache.build_split(manifest, root, "train", tmp_path, progress=False)
+    split = cache.load_split(path)
+    rows = manifest[manifest["split"] == "train"]
+    assert len(split) == len(rows) and split.skipped == []
+    assert split.waves.shape == (len(rows), 2, CLIP_SAMPLES)
+    assert split.waves.dtype == torch.float16
+    assert split.waves.abs().amax(dim=(1, 2)).float().sub(0.5).abs().max() < 1e-3
+    assert [CLASSES[i] for i in split.labels] == list(rows.sort_values("path")["instrument"])
+
+
+def test_cache_is_reused_and_rebuilt_when_the_manifest_changes(demo_set, tmp_path):
+    root, manifest = demo_set
+    path = cache.build_split(manifest, root, "val", tmp_path, progress=False)
+    stamp = path.stat().st_mtime_ns
+    assert cache.build_split(manifest, root, "val", tmp_path, progress=False) == path
+    assert path.stat().st_mtime_ns == stamp
+    fewer = manifest.drop(manifest[manifest["split"] == "val"].index[:1])
+    cache.build_split(fewer, root, "val", tmp_path, progress=False)
+    assert len(cache.load_split(path)) == (manifest["split"] == "val").sum() - 1
+    assert not list(tmp_path.glob(".*tmp*")), "no temp files are left behind"
+
+
+def test_bad_files_are_skipped_and_reported(demo_set, tmp_path):
+    root, manifest = demo_set
+    rows = manifest[manifest["split"] == "test"].copy()
+    broken = root.parent / "broken"
+    for path in rows["path"]:
+        (broken / path).parent.mkdir(parents=True, exist_ok=True)
+        (broken / path).write_bytes((root / path).read_bytes())
+    bad = rows["path"].iloc[1]
+    (broken / bad).write_bytes(b"not a wav")
+    with pytest.warns(UserWarning, match="could not be decoded"):
+        path = cache.build_split(rows, broken, "test", tmp_path, progress=False)
+    split = cache.load_split(path)
+    assert len(split) == len(rows) - 1 and bad not in split.paths
+    assert split.skipped[0][0] == bad and bad in split.skipped[0][1]
+
+
+def test_balanced_index_flips_copies(demo_set, tmp_path):
+    root, manifest = demo_set
+    split = cache.load_split(cache.build_split(manifest, root, "train", tmp_path, progress=False))
+    index, sign = split.balanced(seed=1)
+    counts = torch.bincount(split.labels[index])
+    assert (counts == counts.max()).all()
+    assert (sign[: len(split)] == 1).all() and (sign[len(split):] == -1).all()
+
+
+def test_missing_cache_names_the_notebook(tmp_path):
+    with pytest.raises(FileNotFoundError, match="02_balance"):
+        cache.load_split(tmp_path / "train.pt")
+
+
+def test_unknown_split_is_an_error(demo_set, tmp_path):
+    root, manifest = demo_set
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="nope"):
+        cache.build_split(manifest, root, "nope", tmp_path)

@@ -1,0 +1,69 @@
+import soundfile as sf
+
+from helpers import demo, irmas
+from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SAMPLE_RATE, SPLITS
+
+
+def test_layout_and_format_are_irmas(demo_set):
+    root, manifest = demo_set
+    train = manifest[manifest["split"].isin(SPLITS)]
+    expected = demo.recordings_per_instrument(6)
+    assert train.groupby("instrument")["recording"].nunique().to_dict() == expected
+    assert (train.groupby("recording").size() == 3).all()
+    for path in train["path"]:
+        name = irmas.parse_training_name(path)
+        assert path == f"IRMAS-TrainingData/{name.instrument}/{path.rsplit('/', 1)[1]}"
+        info = sf.info(root / path)
+        assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 2, "PCM_16")
+        assert info.frames == 3 * SAMPLE_RATE
+    assert train["drums"].isin(["dru", "nod"]).any() and (train["drums"] == "").any()
+    assert set(train["instrument"]) == set(CLASSES)
+
+
+def test_test_excerpts_have_labels(demo_set):
+    root, manifest = demo_set
+    test = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
+    assert len(test) == 4
+    assert set(test["instruments"].str.split().str.len()) == {1, 2}
+    for path, codes in zip(test["path"], test["instruments"]):
+        assert path.startswith("IRMAS-TestingData-Part1/Part1/")
+        assert irmas.read_labels(root / path.replace(".wav", ".txt")) == codes.split()
+        assert 5 <= sf.info(root / path).duration <= 10
+
+
+def test_clips_are_not_silent_and_excerpts_differ(demo_set):
+    root, manifest = demo_set
+    first = manifest[manifest["split"].isin(SPLITS)].iloc[:3]
+    clips = [sf.read(root / p)[0] for p in first["path"]]
+    for clip in clips:
+        assert 0.05 < abs(clip).max() < 1.0
+    assert not (clips[0] == clips[1]).all()
+
+
+def test_same_seed_same_files_and_reuse(demo_set, tmp_path):
+    root, manifest = demo_set
+    again = demo.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False)
+    assert list(again["md5"]) == list(manifest["md5"])
+    stamp = (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns
+    demo.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False)
+    assert (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns == stamp
+
+
+def test_other_seed_other_music(tmp_path):
+    a = demo.render_demo(tmp_path / "a", recordings_per_class=6, test_songs=0, seed=1,
+                         progress=False)
+    b = demo.render_demo(tmp_path / "b", recordings_per_class=6, test_songs=0, seed=2,
+                         progress=False)
+    assert set(a["md5"]).isdisjoint(b["md5"])
+
+
+def test_soundfonts_found_and_missing_ones_named(tmp_path, monkeypatch):
+    assert [p.name for p in demo.find_soundfonts()][0] in demo.SOUNDFONT_NAMES
+    monkeypatch.setattr(demo, "SOUNDFONT_DIRS", (tmp_path,))
+    monkeypatch.setitem(__import__("sys").modules, "pretty_midi", None)
+    try:
+        demo.find_soundfonts()
+    except FileNotFoundError as err:
+        assert "apt-get install" in str(err) and "fluid-soundfont-gm" in str(err)
+    else:
+        raise AssertionError("expected FileNotFoundError")
