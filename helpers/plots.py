@@ -60,3 +60,38 @@ def examples(waves: torch.Tensor, labels: list[str]) -> plt.Figure:
         axes[1, i].grid(False)
     fig.tight_layout()
     return fig
+
+
+def learning_curves(histories: dict[str, pd.DataFrame], score: str = "accuracy") -> plt.Figure:
+    """Loss (train and val) and validation score per epoch, one colour per model."""
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (name, h), colour in zip(histories.items(), sns.color_palette("deep")):
+        ax_loss.plot(h["epoch"], h["train_loss"], color=colour, ls="--", label=f"{name} train")
+        ax_loss.plot(h["epoch"], h["val_loss"], color=colour, label=f"{name} val")
+        ax_score.plot(h["epoch"], h["val_score"], color=colour, marker="o", ms=3, label=name)
+        best = h["val_score"].idxmax()
+        ax_score.scatter(h.loc[best, "epoch"], h.loc[best, "val_score"], s=90,
+                         facecolors="none", edgecolors=colour)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_score.set(xlabel="epoch", ylabel=f"validation {score}", title="Validation (o = kept)",
+                 ylim=(0, 1.02))
+    ax_loss.legend(fontsize=8, frameon=False)
+    ax_score.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix, labels: list[str], title: str = "") -> plt.Figure:
+    """Counts and row-normalised (recall) confusion matrices side by side."""
+    counts = pd.DataFrame(matrix, index=labels, columns=labels)
+    rows = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0])
+    sns.heatmap(rows, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, cbar=False,
+                ax=axes[1])
+    for ax, what in zip(axes, ["counts", "share of each true class"]):
+        ax.set(xlabel="predicted", ylabel="true", title=f"{title} ({what})".strip())
+        ax.tick_params(axis="y", rotation=0)
+        ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,189 @@
+"""One fit loop for both stages: batches from in-memory tensors, checkpoints every epoch, resume.
+
+Loss and score are passed in, so Stage 1 (cross-entropy, accuracy) and Stage 2 (multi-label
+soft margin, F1) share the loop. Every epoch writes `last.pt` (weights, optimiser, history)
+and, when validation improves, `best.pt`, both atomically: a killed session loses at most the
+epoch in progress, and `resume=True` continues to the same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.atomic import atomic_write
+from helpers.checkpoints import load_checkpoint, save_checkpoint
+from helpers.config import SEED
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """`prefer` if given, else CUDA when available, else CPU."""
+    return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+class ClipBatches:
+    """Mini-batches drawn from tensors already in memory (CPU or GPU): no WAV, no workers.
+
+    `index` and `sign` describe the balanced training set (rows of `waves` and ±1 sign flips);
+    the shuffle order depends only on the seed and the epoch, so a resumed run sees the same
+    batches as an uninterrupted one.
+    """
+
+    def __init__(self, waves: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                 index: torch.Tensor | None = None, sign: torch.Tensor | None = None,
+                 shuffle: bool = False, seed: int = SEED) -> None:
+        self.waves, self.targets = waves, targets
+        self.index = torch.arange(len(waves)) if index is None else index
+        self.sign = torch.ones(len(self.index)) if sign is None else sign
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.index) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
+            order = torch.randperm(len(self.index), generator=gen)
+        else:
+            order = torch.arange(len(self.index))
+        for chunk in order.split(self.batch_size):
+            rows = self.index[chunk].to(self.waves.device)
+            sign = self.sign[chunk].to(self.waves.device).view(-1, 1, 1)
+            yield self.waves[rows].float() * sign, self.targets[rows.to(self.targets.device)]
+
+
+def _autocast(device: torch.device):
+    """bfloat16 mixed precision on CUDA (no loss scaling needed); plain float32 on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: ClipBatches, device: torch.device | None = None,
+            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets of every batch, in eval mode, gathered on the CPU."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    outs, targets = [], []
+    for x, y in tqdm(batches, desc="predict", leave=False, disable=not progress):
+        with _autocast(device):
+            outs.append(model(x.to(device)).float().cpu())
+        targets.append(y.cpu())
+    return torch.cat(outs), torch.cat(targets)
+
+
+@dataclass
+class FitResult:
+    history: pd.DataFrame
+    best_epoch: int
+    best_score: float
+    best_path: Path
+    last_path: Path
+
+
+def fit(
+    model: nn.Module,
+    train: ClipBatches,
+    val: ClipBatches,
+    loss_fn: LossFn,
+    score_fn: ScoreFn,
+    out_dir: str | Path,
+    meta: dict,
+    epochs: int = 30,
+    lr: float = 3e-4,
+    patience: int | None = None,
+    resume: bool = True,
+    seed: int = SEED,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> FitResult:
+    """Train with Adam, validate every epoch, keep the best-validation weights.
+
+    `patience` stops after that many epochs without a better validation score. `resume`
+    continues from `out_dir/last.pt` when it exists. `stop_after` ends the call after that
+    many epochs, as if the session had died (for tests and for splitting a long run).
+    """
+    out_dir = Path(out_dir)
+    device = pick_device(str(device) if device else None)
+    model.to(device)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
+    history: list[dict] = []
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path, map_location=device)
+        if state["meta"]["model"] != meta["model"]:
+            raise ValueError(f"{last_path} holds a {state['meta']['model']!r} model, not "
+                             f"{meta['model']!r}; pick another run folder or resume=False")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        history = list(state["history"])
+    start = len(history) + 1
+    for epoch in range(start, epochs + 1):
+        if patience and _epochs_since_best(history) >= patience:
+            break
+        if stop_after is not None and epoch >= start + stop_after:
+            break
+        torch.manual_seed(seed * 10_007 + epoch)  # dropout draws depend on the epoch only
+        train.set_epoch(epoch)
+        model.train()
+        tic, total, count = time.perf_counter(), 0.0, 0
+        bar = tqdm(train, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
+        for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with _autocast(device):
+                logits = model(x)
+            loss = loss_fn(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + loss.item() * len(x), count + len(x)
+            bar.set_postfix(loss=f"{total / count:.3f}")
+        train_seconds = time.perf_counter() - tic
+        logits, targets = predict(model, val, device)
+        row = {"epoch": epoch, "train_loss": total / count,
+               "val_loss": float(loss_fn(logits, targets.to(logits.device))),
+               "val_score": score_fn(logits, targets), "seconds": train_seconds}
+        improved = not history or row["val_score"] > max(h["val_score"] for h in history)
+        history.append(row)
+        if improved:
+            save_checkpoint(best_path, model, {**meta, "epoch": epoch,
+                                               "val_score": row["val_score"]})
+        save_checkpoint(last_path, model, meta, optimizer=opt.state_dict(), history=history)
+        _write_history(out_dir, history)
+        if progress:
+            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.3f}, val loss "
+                       f"{row['val_loss']:.3f}, val score {row['val_score']:.3f}"
+                       f"{' (best)' if improved else ''}, {train_seconds:.1f} s")
+    frame = pd.DataFrame(history)
+    best = frame.loc[frame["val_score"].idxmax()] if len(frame) else None
+    return FitResult(frame, int(best["epoch"]) if best is not None else 0,
+                     float(best["val_score"]) if best is not None else float("nan"),
+                     best_path, last_path)
+
+
+def _epochs_since_best(history: list[dict]) -> int:
+    if not history:
+        return 0
+    scores = [h["val_score"] for h in history]
+    return len(scores) - 1 - scores.index(max(scores))
+
+
+def _write_history(out_dir: Path, history: list[dict]) -> None:
+    frame = pd.DataFrame(history)
+    atomic_write(out_dir / "history.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(out_dir / "history.json", lambda tmp: frame.to_json(tmp, orient="records"))
