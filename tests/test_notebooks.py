@@ -12,6 +12,7 @@ TINY_PARAMS = {
     "source": "demo",
     "demo_recordings_per_class": TINY["recordings_per_class"],
     "demo_test_songs": TINY["test_songs"],
+    "epochs": {"mel": 2, "seed": 1},
 }
 
 
@@ -36,12 +37,17 @@ def test_all_notebooks_run_end_to_end(tmp_path):
     params = {**TINY_PARAMS, "data_dir": str(tmp_path / "data")}
     written = notebooks.run_all(run, params)
     assert [p.name for p in written] == [p.name for p in notebooks.notebook_paths()]
-    for name in ["01_clips_by_genre", "01_clips_by_drums", "02_balance", "02_examples"]:
+    for name in ["01_clips_by_genre", "01_clips_by_drums", "02_balance", "02_examples",
+                 "03_learning_curves", "03_confusion_mel", "03_confusion_seed"]:
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
     for split in ["train", "val", "test"]:
         assert (run / "cache" / f"{split}.pt").is_file()
     scores = json.loads((run / "baseline.json").read_text())
     assert 0 <= scores["val"] <= 1 and 0 <= scores["test"] <= 1
+    for model in ["mel", "seed", "forest"]:
+        result = json.loads((run / "stage1" / model / "metrics.json").read_text())
+        assert 0 <= result["val_accuracy"] <= 1 and 0 <= result["test_accuracy"] <= 1
+    assert (run / "stage1" / "seed" / "best.pt").is_file()
 
 
 def test_a_notebook_run_out_of_order_says_what_to_run(tmp_path):

@@ -1,0 +1,46 @@
+import pytest
+import torch
+from torch import nn
+
+from helpers import models
+from helpers.config import CLIP_SAMPLES
+
+
+def test_seed_cnn_is_the_seeds_architecture():
+    model = models.SeedCNN()
+    assert models.count_parameters(model, (nn.Conv1d, nn.Linear)) == 81_166
+    assert models.count_parameters(model) == 81_650  # with batch-norm affine parameters
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (2, 64, 11), (64, 64, 9), (64, 64, 7), (64, 32, 5), (32, 16, 5), (16, 2, 5)]
+    assert [p.kernel_size for p in model.modules() if isinstance(p, nn.MaxPool1d)] == [
+        2, 2, 4, 4, 4, 4]
+    assert model.head[0].p == 0.3
+
+
+def test_seed_cnn_shapes_and_features():
+    model = models.SeedCNN().eval()
+    x = torch.randn(2, 2, CLIP_SAMPLES)
+    assert model(x).shape == (2, 4)
+    assert model.features(x).shape == (2, 254)
+
+
+def test_mel_cnn_is_compact_and_cheap():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mel, seed = models.MelCNN().eval(), models.SeedCNN().eval()
+    assert models.count_parameters(mel) <= 500_000
+    x = torch.randn(1, 2, CLIP_SAMPLES)
+    flops = {}
+    for name, model in (("mel", mel), ("seed", seed)):
+        with FlopCounterMode(display=False) as counter:
+            out = model(x)
+        flops[name] = counter.get_total_flops()
+        assert out.shape == (1, 4)
+    assert flops["seed"] >= 10 * flops["mel"]
+
+
+def test_build_names_the_choices():
+    assert isinstance(models.build("mel", n_outputs=3), models.MelCNN)
+    with pytest.raises(ValueError, match="'mel', 'seed'"):
+        models.build("resnet")
