@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import audio, cache, demo, models, training
+from helpers.batches import ClipBatches
 from helpers.config import CLIP_SAMPLES
 
 
@@ -70,7 +71,7 @@ def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, flo
     split = cache.load_split(cache.build_split(manifest, root, "train", root / "cache",
                                                progress=False), device)
     index, sign = split.balanced()
-    batches = training.ClipBatches(split.waves, split.labels, 16, index, sign, shuffle=True)
+    batches = ClipBatches(split.waves, split.labels, 16, index, sign, shuffle=True)
     n, tic = 0, time.perf_counter()
     for _ in range(5):
         for x, _ in batches:
@@ -83,7 +84,7 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     """One Stage-1 training epoch over `clips` cached clips, as notebook 03 runs it."""
     waves = (torch.randn(clips, 2, CLIP_SAMPLES, device=device) * 0.1).half()
     labels = torch.arange(clips, device=device) % 4
-    batches = training.ClipBatches(waves, labels, batch, shuffle=True)
+    batches = ClipBatches(waves, labels, batch, shuffle=True)
     torch.manual_seed(0)
     model = models.build(name).to(device).train()
     opt = torch.optim.Adam(model.parameters(), 3e-4)

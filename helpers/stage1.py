@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from helpers import baseline, cache, checkpoints, metrics, models, runs, training
+from helpers.batches import ClipBatches
 from helpers.config import SEED, SEED_REPORTED, SPLITS
 
 STAGE_DIR = "stage1"
@@ -27,14 +28,14 @@ def load_caches(run_dir: str | Path, device: torch.device | None = None
 
 
 def make_batches(cached: dict[str, cache.CachedSplit], batch_size: int, seed: int = SEED
-                 ) -> dict[str, training.ClipBatches]:
+                 ) -> dict[str, ClipBatches]:
     """Balanced, shuffled training batches; plain val/test batches."""
     index, sign = cached["train"].balanced(seed)
     train = cached["train"]
-    out = {"train": training.ClipBatches(train.waves, train.labels, batch_size, index, sign,
+    out = {"train": ClipBatches(train.waves, train.labels, batch_size, index, sign,
                                          shuffle=True, seed=seed)}
     for split in ("val", "test"):
-        out[split] = training.ClipBatches(cached[split].waves, cached[split].labels, 64)
+        out[split] = ClipBatches(cached[split].waves, cached[split].labels, 64)
     return out
 
 

@@ -8,9 +8,8 @@ epoch in progress, and `resume=True` continues to the same result as an uninterr
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
+from helpers.batches import Batches
 from helpers.checkpoints import load_checkpoint, save_checkpoint
 from helpers.config import SEED
 
@@ -32,47 +32,13 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-class ClipBatches:
-    """Mini-batches drawn from tensors already in memory (CPU or GPU): no WAV, no workers.
-
-    `index` and `sign` describe the balanced training set (rows of `waves` and ±1 sign flips);
-    the shuffle order depends only on the seed and the epoch, so a resumed run sees the same
-    batches as an uninterrupted one.
-    """
-
-    def __init__(self, waves: torch.Tensor, targets: torch.Tensor, batch_size: int,
-                 index: torch.Tensor | None = None, sign: torch.Tensor | None = None,
-                 shuffle: bool = False, seed: int = SEED) -> None:
-        self.waves, self.targets = waves, targets
-        self.index = torch.arange(len(waves)) if index is None else index
-        self.sign = torch.ones(len(self.index)) if sign is None else sign
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.index) / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
-            order = torch.randperm(len(self.index), generator=gen)
-        else:
-            order = torch.arange(len(self.index))
-        for chunk in order.split(self.batch_size):
-            rows = self.index[chunk].to(self.waves.device)
-            sign = self.sign[chunk].to(self.waves.device).view(-1, 1, 1)
-            yield self.waves[rows].float() * sign, self.targets[rows.to(self.targets.device)]
-
-
 def _autocast(device: torch.device):
     """bfloat16 mixed precision on CUDA (no loss scaling needed); plain float32 on CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: ClipBatches, device: torch.device | None = None,
+def predict(model: nn.Module, batches: Batches, device: torch.device | None = None,
             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets of every batch, in eval mode, gathered on the CPU."""
     device = device or next(model.parameters()).device
@@ -96,8 +62,8 @@ class FitResult:
 
 def fit(
     model: nn.Module,
-    train: ClipBatches,
-    val: ClipBatches,
+    train: Batches,
+    val: Batches,
     loss_fn: LossFn,
     score_fn: ScoreFn,
     out_dir: str | Path,

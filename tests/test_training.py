@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from helpers import cache, checkpoints, metrics, models, training
+from helpers.batches import ClipBatches
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,9 @@ def tiny(demo_set, tmp_path_factory):
     crop = {s: c.waves[..., :44_100] for s, c in split.items()}
     index, sign = split["train"].balanced()
     return {
-        "train": training.ClipBatches(crop["train"], split["train"].labels, 8, index, sign,
+        "train": ClipBatches(crop["train"], split["train"].labels, 8, index, sign,
                                       shuffle=True),
-        "val": training.ClipBatches(crop["val"], split["val"].labels, 16),
+        "val": ClipBatches(crop["val"], split["val"].labels, 16),
     }
 
 
