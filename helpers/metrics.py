@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    label_ranking_average_precision_score,
+    precision_recall_fscore_support,
+)
 
 from helpers.config import CLASSES
 
@@ -43,3 +49,42 @@ def single_label_summary(logits: torch.Tensor, targets: torch.Tensor) -> dict:
         "f1": {c: float(table.loc[c, "f1"]) for c in CLASSES},
         "confusion": confusion(targets, pred).tolist(),
     }
+
+
+def top_k_predictions(probs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Multi-hot of the `k[i]` most probable labels of each row (when the count is known)."""
+    ranks = probs.argsort(dim=1, descending=True).argsort(dim=1)
+    return (ranks < k.view(-1, 1)).float()
+
+
+def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Scores of multi-hot predictions: the seed's per-label accuracy and the stricter ones."""
+    y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
+    return {
+        "per_label_accuracy": float((y == p).mean()),  # the seed's number; "nothing" scores 50%
+        "exact_match": float(accuracy_score(y, p)),
+        "micro_f1": float(f1_score(y, p, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y, p, average="macro", zero_division=0)),
+        "count_accuracy": float((y.sum(1) == p.sum(1)).mean()),
+        "f1": dict(zip(CLASSES, f1_score(y, p, average=None, labels=range(len(CLASSES)),
+                                          zero_division=0).tolist())),
+    }
+
+
+def multilabel_summary(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5
+                       ) -> dict:
+    """Scores at a probability threshold and with the true count known (top-k), plus LRAP."""
+    probs = torch.sigmoid(logits.float())
+    k = targets.sum(dim=1).long()
+    return {
+        "threshold": multilabel_scores((probs >= threshold).float(), targets),
+        "top_k": multilabel_scores(top_k_predictions(probs, k), targets),
+        "lrap": float(label_ranking_average_precision_score(_numpy(targets), _numpy(probs))),
+    }
+
+
+def micro_f1_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Micro F1 at probability 0.5; the score Stage 2 keeps its best epoch by."""
+    pred = (torch.sigmoid(logits.float()) >= 0.5).int()
+    return float(f1_score(_numpy(targets).astype(int), _numpy(pred), average="micro",
+                          zero_division=0))

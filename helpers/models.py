@@ -95,11 +95,25 @@ class MelCNN(nn.Module):
         return self.head(self.features(x))
 
 
-MODELS: dict[str, type[nn.Module]] = {"seed": SeedCNN, "mel": MelCNN}
+class TransferHead(nn.Module):
+    """The seed's Stage-2 transfer head on frozen Stage-1 features: Dropout(0.2) -> 254->100
+    -> 100->50 -> 50->4, no activations in between (30,754 parameters), as the seed had it."""
+
+    def __init__(self, n_features: int = 254, n_outputs: int = len(CLASSES),
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, 100),
+                                    nn.Linear(100, 50), nn.Linear(50, n_outputs))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+MODELS: dict[str, type[nn.Module]] = {"seed": SeedCNN, "mel": MelCNN, "transfer": TransferHead}
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    """A model by its short name (`seed` or `mel`)."""
+    """A model by its short name (`seed`, `mel` or `transfer`)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](**kwargs)

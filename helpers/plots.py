@@ -11,6 +11,7 @@ import torch
 import torchaudio
 
 from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
+from helpers.mixing import instruments
 
 sns.set_theme(style="whitegrid", context="notebook")
 PALETTE = dict(zip(CLASSES, sns.color_palette("deep", len(CLASSES))))
@@ -94,4 +95,16 @@ def confusion(matrix, labels: list[str], title: str = "") -> plt.Figure:
         ax.tick_params(axis="y", rotation=0)
         ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
+    return fig
+
+
+def mix_counts(plans: dict) -> plt.Figure:
+    """Mixes per instrument combination and split."""
+    rows = pd.DataFrame([{"split": split, "instruments": "+".join(instruments(plan, i))}
+                         for split, plan in plans.items() for i in range(len(plan))])
+    table = pd.crosstab(rows["instruments"], rows["split"])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(table) + 1.2))
+    table[list(plans)].plot.barh(ax=ax, stacked=True, width=0.75, colormap="Set2")
+    ax.set(xlabel="mixes", ylabel="", title="Mixes per instrument combination")
+    ax.legend(title="split", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
     return fig
