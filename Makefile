@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine (Python 3.11):
 #   make demo   render the offline demo set and execute every notebook into runs/demo/
 #   make test   lint and run the tests
-# `make demo-full` then trains both Stage-1 models the seed's full 30 epochs (CPU: ~45 min).
+# `make demo-full` then trains every model the seed's full 30 epochs (CPU: hours; GPU: minutes).
 # Both create .venv when missing and install what they need.
 
 VENV := .venv
@@ -12,7 +12,7 @@ APT_PACKAGES := libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont
 TORCH := torch==2.14.1 torchaudio==2.11.0
 DEMO_RUN := runs/demo
 # On a CPU the seed's 1D CNN costs ~0.3 s per clip and step: the quick demo gives it 3 epochs.
-DEMO_EPOCHS := "epochs={'mel': 30, 'seed': 3}"
+DEMO_EPOCHS := "epochs={'mel': 30, 'seed': 3}" finetune_epochs=3
 
 .PHONY: demo demo-full test lint manifest system-deps clean
 
@@ -21,7 +21,7 @@ demo: system-deps $(STAMP)
 	@echo "executed notebooks, figures, caches and checkpoints are in $(DEMO_RUN)/"
 
 demo-full: demo
-	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo epochs=30
+	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo epochs=30 finetune_epochs=30
 
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .

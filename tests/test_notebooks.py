@@ -13,6 +13,8 @@ TINY_PARAMS = {
     "demo_recordings_per_class": TINY["recordings_per_class"],
     "demo_test_songs": TINY["test_songs"],
     "epochs": {"mel": 2, "seed": 1},
+    "finetune_epochs": 1,
+    "transfer_epochs": 2,
 }
 
 
@@ -38,7 +40,8 @@ def test_all_notebooks_run_end_to_end(tmp_path):
     written = notebooks.run_all(run, params)
     assert [p.name for p in written] == [p.name for p in notebooks.notebook_paths()]
     for name in ["01_clips_by_genre", "01_clips_by_drums", "02_balance", "02_examples",
-                 "03_learning_curves", "03_confusion_mel", "03_confusion_seed"]:
+                 "03_learning_curves", "03_confusion_mel", "03_confusion_seed",
+                 "04_mix_counts", "05_learning_curves"]:
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
     for split in ["train", "val", "test"]:
         assert (run / "cache" / f"{split}.pt").is_file()
@@ -48,6 +51,11 @@ def test_all_notebooks_run_end_to_end(tmp_path):
         result = json.loads((run / "stage1" / model / "metrics.json").read_text())
         assert 0 <= result["val_accuracy"] <= 1 and 0 <= result["test_accuracy"] <= 1
     assert (run / "stage1" / "seed" / "best.pt").is_file()
+    assert len(list((run / "mixes" / "wav").glob("*_*+*.wav"))) == 12  # 6 pairs x 2
+    for variant in ["mel", "seed", "transfer", "seed-finetune"]:
+        result = json.loads((run / "stage2" / variant / "metrics.json").read_text())
+        for scores in (result["test"]["threshold"], result["test"]["top_k"]):
+            assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
 
 
 def test_a_notebook_run_out_of_order_says_what_to_run(tmp_path):
