@@ -63,12 +63,10 @@ def train(
     torch.manual_seed(seed)
     model = models.build(name)
     out = run_dir / STAGE_DIR / name
-    fit = training.fit(model, batches["train"], batches["val"], nn.functional.cross_entropy,
-                       metrics.accuracy_from_logits, out, checkpoints.model_meta(name),
-                       epochs=epochs, lr=lr, patience=patience, resume=resume, seed=seed,
-                       device=dev, progress=progress)
-    best, _ = checkpoints.load_model(fit.best_path, dev)
-    test = metrics.single_label_summary(*training.predict(best, batches["test"], dev))
+    fit, test = training.fit_and_test(
+        model, batches, nn.functional.cross_entropy, metrics.accuracy_from_logits,
+        metrics.single_label_summary, out, checkpoints.model_meta(name), dev, epochs=epochs,
+        lr=lr, patience=patience, resume=resume, seed=seed, progress=progress)
     result = {
         "model": name, "parameters": conv_linear_parameters(model),
         "parameters_all": models.count_parameters(model), "device": str(dev),

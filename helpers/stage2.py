@@ -63,12 +63,8 @@ def load_mixes(run_dir: str | Path, device: torch.device | None = None
     return out
 
 
-def _evaluate(model: nn.Module, test: Batches, device: torch.device) -> dict:
-    return metrics.multilabel_summary(*training.predict(model, test, device))
-
-
-def _finish(out: Path, name: str, model: nn.Module, fit: training.FitResult, test: dict,
-            device: torch.device, trainable: int) -> dict:
+def _finish(out: Path, name: str, fit: training.FitResult, test: dict, device: torch.device,
+            trainable: int) -> dict:
     result = {
         "model": name, "trainable_parameters": trainable, "device": str(device),
         "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
@@ -107,14 +103,11 @@ def train_cnn(
         stage1, _ = checkpoints.load_model(run_dir / STAGE1_DIR / name / "best.pt")
         model.load_state_dict(stage1.state_dict())
     out = run_dir / STAGE_DIR / variant
-    fit = training.fit(model, batches["train"], batches["val"], LOSS,
-                       metrics.micro_f1_from_logits, out,
-                       checkpoints.model_meta(name, task="multi"), epochs=epochs, lr=lr,
-                       patience=patience, resume=resume, seed=seed, device=dev,
-                       progress=progress)
-    best, _ = checkpoints.load_model(fit.best_path, dev)
-    return _finish(out, variant, model, fit, _evaluate(best, batches["test"], dev), dev,
-                   conv_linear_parameters(model))
+    fit, test = training.fit_and_test(
+        model, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, out,
+        checkpoints.model_meta(name, task="multi"), dev, epochs=epochs, lr=lr,
+        patience=patience, resume=resume, seed=seed, progress=progress)
+    return _finish(out, variant, fit, test, dev, conv_linear_parameters(model))
 
 
 @torch.no_grad()
@@ -176,13 +169,11 @@ def train_transfer(
     torch.manual_seed(seed)
     head = models.build("transfer")
     out = run_dir / STAGE_DIR / "transfer"
-    fit = training.fit(head, batches["train"], batches["val"], LOSS,
-                       metrics.micro_f1_from_logits, out,
-                       checkpoints.model_meta("transfer", task="multi"), epochs=epochs, lr=lr,
-                       patience=patience, resume=resume, seed=seed, device=dev,
-                       progress=progress)
-    best, _ = checkpoints.load_model(fit.best_path, dev)
-    return _finish(out, "transfer", head, fit, _evaluate(best, batches["test"], dev), dev,
+    fit, test = training.fit_and_test(
+        head, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, out,
+        checkpoints.model_meta("transfer", task="multi"), dev, epochs=epochs, lr=lr,
+        patience=patience, resume=resume, seed=seed, progress=progress)
+    return _finish(out, "transfer", fit, test, dev,
                    models.count_parameters(head, trainable_only=True))
 
 

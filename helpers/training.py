@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
 from helpers.batches import Batches
-from helpers.checkpoints import load_checkpoint, save_checkpoint
+from helpers.checkpoints import load_checkpoint, load_model, save_checkpoint
 from helpers.config import SEED
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -140,6 +140,18 @@ def fit(
     return FitResult(frame, int(best["epoch"]) if best is not None else 0,
                      float(best["val_score"]) if best is not None else float("nan"),
                      best_path, last_path)
+
+
+def fit_and_test(model: nn.Module, batches: dict[str, Batches], loss_fn: LossFn,
+                 score_fn: ScoreFn, summary_fn: Callable[[torch.Tensor, torch.Tensor], dict],
+                 out_dir: str | Path, meta: dict, device: torch.device, **fit_kwargs
+                 ) -> tuple[FitResult, dict]:
+    """`fit` on `batches["train"]`/`["val"]`, then `summary_fn` of the best-validation
+    checkpoint on `batches["test"]`, which training and model selection never saw."""
+    result = fit(model, batches["train"], batches["val"], loss_fn, score_fn, out_dir, meta,
+                 device=device, **fit_kwargs)
+    best, _ = load_model(result.best_path, device)
+    return result, summary_fn(*predict(best, batches["test"], device))
 
 
 def _epochs_since_best(history: list[dict]) -> int:
