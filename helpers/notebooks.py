@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("data_dir", "home"):
         if key in params:
             params[key] = str(Path(params[key]).resolve())
-    run_all(args.run_dir, params, only=args.only, log=False)
+    run_all(args.run_dir, params, only=args.only)
 
 
 if __name__ == "__main__":

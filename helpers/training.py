@@ -86,7 +86,6 @@ def fit(
     out_dir = Path(out_dir)
     device = pick_device(str(device) if device else None)
     model.to(device)
-    torch.manual_seed(seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     history: list[dict] = []
@@ -136,10 +135,10 @@ def fit(
                        f"{row['val_loss']:.3f}, val score {row['val_score']:.3f}"
                        f"{' (best)' if improved else ''}, {train_seconds:.1f} s")
     frame = pd.DataFrame(history)
-    best = frame.loc[frame["val_score"].idxmax()] if len(frame) else None
-    return FitResult(frame, int(best["epoch"]) if best is not None else 0,
-                     float(best["val_score"]) if best is not None else float("nan"),
-                     best_path, last_path)
+    if frame.empty:  # epochs=0: nothing trained
+        return FitResult(frame, 0, float("nan"), best_path, last_path)
+    best = frame.loc[frame["val_score"].idxmax()]
+    return FitResult(frame, int(best["epoch"]), float(best["val_score"]), best_path, last_path)
 
 
 def fit_and_test(model: nn.Module, batches: dict[str, Batches], loss_fn: LossFn,
