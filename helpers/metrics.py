@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -88,3 +90,35 @@ def micro_f1_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> float:
     pred = (torch.sigmoid(logits.float()) >= 0.5).int()
     return float(f1_score(_numpy(targets).astype(int), _numpy(pred), average="micro",
                           zero_division=0))
+
+
+OTHER = "Other"
+
+
+def combination_label(row) -> str:
+    """`gac+pia`: the class codes of one multi-hot row."""
+    return "+".join(c for c, on in zip(CLASSES, _numpy(row).astype(bool)) if on)
+
+
+def combination_confusion(targets, pred, k: int = 2) -> pd.DataFrame:
+    """The seed's pair matrix, for any k: rows are the true k-instrument combinations, columns
+    the same combinations plus "Other" (a prediction with a wrong number of instruments)."""
+    combos = ["+".join(c) for c in itertools.combinations(CLASSES, k)]
+    y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
+    rows = y.sum(1) == k
+    true = [combination_label(r) for r in y[rows]]
+    said = [combination_label(r) if r.sum() == k else OTHER for r in p[rows]]
+    table = pd.crosstab(pd.Categorical(true, combos), pd.Categorical(said, [*combos, OTHER]),
+                        dropna=False)
+    table.index.name, table.columns.name = "true", "predicted"
+    return table
+
+
+def count_confusion(targets, pred) -> pd.DataFrame:
+    """How many instruments were there (rows) and how many were named (columns, 0 to all)."""
+    y, p = _numpy(targets).astype(int).sum(1), _numpy(pred).astype(int).sum(1)
+    counts = range(len(CLASSES) + 1)
+    table = pd.crosstab(pd.Categorical(y, counts), pd.Categorical(p, counts), dropna=False)
+    table = table.loc[sorted(set(y.tolist()))]
+    table.index.name, table.columns.name = "instruments playing", "instruments named"
+    return table

@@ -18,3 +18,31 @@ def test_per_class_keeps_absent_classes():
     table = metrics.per_class([0, 0], [0, 1])
     assert list(table.index) == ["gac", "pia", "tru", "vio", "macro"]
     assert table.loc["vio", "support"] == 0
+
+
+def _hot(*rows: str) -> torch.Tensor:
+    return torch.tensor([[float(c in r.split("+")) for c in ("gac", "pia", "tru", "vio")]
+                         for r in rows])
+
+
+def test_pair_matrix_has_six_pairs_and_other_for_a_wrong_count():
+    targets = _hot("gac+pia", "gac+pia", "tru+vio", "pia+tru", "gac")
+    pred = _hot("gac+pia", "gac", "tru+vio", "gac+pia+tru", "gac+tru")
+    table = metrics.combination_confusion(targets, pred, k=2)
+    assert list(table.index) == ["gac+pia", "gac+tru", "gac+vio", "pia+tru", "pia+vio",
+                                 "tru+vio"]
+    assert list(table.columns) == [*table.index, "Other"]
+    assert table.to_numpy().sum() == 4, "the one-instrument row is not a pair"
+    assert table.loc["gac+pia", "gac+pia"] == 1 and table.loc["gac+pia", "Other"] == 1
+    assert table.loc["pia+tru", "Other"] == 1 and table.loc["tru+vio", "tru+vio"] == 1
+    singles = metrics.combination_confusion(targets, pred, k=1)
+    assert singles.shape == (4, 5) and singles.loc["gac", "Other"] == 1
+
+
+def test_count_confusion_counts_instruments_named():
+    targets = _hot("gac+pia", "gac+pia", "tru", "pia+tru+vio")
+    pred = _hot("gac+pia", "", "tru+vio", "pia")
+    table = metrics.count_confusion(targets, pred)
+    assert list(table.index) == [1, 2, 3] and list(table.columns) == [0, 1, 2, 3, 4]
+    assert table.loc[2, 2] == 1 and table.loc[2, 0] == 1
+    assert table.loc[1, 2] == 1 and table.loc[3, 1] == 1
