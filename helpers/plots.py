@@ -82,19 +82,41 @@ def learning_curves(histories: dict[str, pd.DataFrame], score: str = "accuracy")
     return fig
 
 
-def confusion(matrix, labels: list[str], title: str = "") -> plt.Figure:
-    """Counts and row-normalised (recall) confusion matrices side by side."""
-    counts = pd.DataFrame(matrix, index=labels, columns=labels)
+def count_and_share(counts: pd.DataFrame, title: str = "", share: str = "share of each row"
+                    ) -> plt.Figure:
+    """A count table as two heatmaps side by side: counts, and each row as shares (recall)."""
+    counts = counts.astype(int)
     rows = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    width = 1.1 * counts.shape[1] + 2.5
+    fig, axes = plt.subplots(1, 2, figsize=(2 * width, 0.55 * counts.shape[0] + 1.7))
     sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0])
     sns.heatmap(rows, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, cbar=False,
                 ax=axes[1])
-    for ax, what in zip(axes, ["counts", "share of each true class"]):
-        ax.set(xlabel="predicted", ylabel="true", title=f"{title} ({what})".strip())
+    for ax, what in zip(axes, ["counts", share]):
+        ax.set(xlabel=counts.columns.name or "predicted", ylabel=counts.index.name or "true",
+               title=f"{title} ({what})".strip())
         ax.tick_params(axis="y", rotation=0)
-        ax.tick_params(axis="x", rotation=20)
+        ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
+    return fig
+
+
+def confusion(matrix, labels: list[str], title: str = "") -> plt.Figure:
+    """Counts and row-normalised (recall) confusion matrices side by side."""
+    counts = pd.DataFrame(matrix, index=labels, columns=labels)
+    return count_and_share(counts, title, "share of each true class")
+
+
+def f1_bars(f1: pd.DataFrame, title: str = "F1 per instrument") -> plt.Figure:
+    """Grouped bars: F1 per instrument (columns of `f1`) for each model (rows)."""
+    long = (f1.rename(columns=CLASS_NAMES).rename_axis("model").reset_index()
+            .melt(id_vars="model", var_name="instrument", value_name="F1"))
+    fig, ax = plt.subplots(figsize=(1.6 * f1.shape[1] + 3.5, 3.4))
+    sns.barplot(long, x="instrument", y="F1", hue="model", palette="deep", ax=ax)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.2f", fontsize=7, padding=1)
+    ax.set(ylim=(0, 1.1), xlabel="", title=title)
+    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False, fontsize=8)
     return fig
 
 

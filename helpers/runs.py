@@ -6,7 +6,10 @@ notebook needs only the run folder and says which notebook to run first when som
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import platform
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +19,25 @@ from helpers.atomic import atomic_write
 
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
+
+
+def environment(device: str = "cpu") -> dict:
+    """Where a figure was measured (machine, cores, torch, device, date), for provenance."""
+    import torch
+
+    gpu = torch.cuda.get_device_name() if str(device).startswith("cuda") else None
+    return {"device": gpu or "CPU", "cpu": _cpu_model(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "date": datetime.date.today().isoformat()}
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def write_json(path: str | Path, data: dict) -> Path:

@@ -20,11 +20,11 @@ from helpers.config import SEED, SEED_REPORTED, SPLITS
 STAGE_DIR = "stage1"
 
 
-def load_caches(run_dir: str | Path, device: torch.device | None = None
-                ) -> dict[str, cache.CachedSplit]:
-    """The train/val/test caches notebook 02 wrote; on the GPU when training runs there."""
+def load_caches(run_dir: str | Path, device: torch.device | None = None,
+                splits: tuple[str, ...] = SPLITS) -> dict[str, cache.CachedSplit]:
+    """The caches notebook 02 wrote (train/val/test); on the GPU when training runs there."""
     place = device if device is not None and device.type == "cuda" else "cpu"
-    return {s: cache.load_split(Path(run_dir) / "cache" / f"{s}.pt", place) for s in SPLITS}
+    return {s: cache.load_split(Path(run_dir) / "cache" / f"{s}.pt", place) for s in splits}
 
 
 def make_batches(cached: dict[str, cache.CachedSplit], batch_size: int, seed: int = SEED
@@ -70,6 +70,7 @@ def train(
     result = {
         "model": name, "parameters": conv_linear_parameters(model),
         "parameters_all": models.count_parameters(model), "device": str(dev),
+        "environment": runs.environment(str(dev)),
         "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
         "seconds_per_epoch": float(fit.history["seconds"].mean()),
         "train_clips_per_epoch": len(batches["train"].index),
@@ -94,14 +95,20 @@ def results_table(run_dir: str | Path) -> pd.DataFrame:
     """This run's Stage-1 numbers beside the seed's reported ones."""
     _, _, source = runs.load_dataset(run_dir)
     rows = []
+    for model, (val, test) in SEED_REPORTED["stage1"].items():
+        rows.append({"model": model, "data": "IRMAS (seed's report, leaky split)",
+                     "parameters": 81_166 if model == "seed" else None,
+                     "epochs": 30 if model == "seed" else None, "best epoch": None,
+                     "s/epoch": 93.0 if model == "seed" else None, "val": val, "test": test})
+    logreg = Path(run_dir) / "baseline.json"
+    if logreg.is_file():
+        m = json.loads(logreg.read_text())
+        rows.append({"model": "logreg (log-mel mean+std)", "data": f"{source} (this run)",
+                     "val": m["val"], "test": m["test"]})
     for path in sorted((Path(run_dir) / STAGE_DIR).glob("*/metrics.json")):
         m = json.loads(path.read_text())
         rows.append({"model": m["model"], "data": f"{source} (this run)",
                      "parameters": m.get("parameters"), "epochs": m.get("epochs_run"),
-                     "s/epoch": m.get("seconds_per_epoch"), "val": m["val_accuracy"],
-                     "test": m["test_accuracy"]})
-    for model, (val, test) in SEED_REPORTED["stage1"].items():
-        rows.append({"model": model, "data": "IRMAS (seed's report, leaky split)",
-                     "parameters": 81_166 if model == "seed" else None, "epochs": None,
-                     "s/epoch": 93.0 if model == "seed" else None, "val": val, "test": test})
+                     "best epoch": m.get("best_epoch"), "s/epoch": m.get("seconds_per_epoch"),
+                     "val": m["val_accuracy"], "test": m["test_accuracy"]})
     return pd.DataFrame(rows)

@@ -49,12 +49,12 @@ def build_mixes(run_dir: str | Path, uses_per_clip: float = 3.0,
     return plans
 
 
-def load_mixes(run_dir: str | Path, device: torch.device | None = None
-               ) -> dict[str, tuple[torch.Tensor, mixing.MixPlan]]:
+def load_mixes(run_dir: str | Path, device: torch.device | None = None,
+               splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[torch.Tensor, mixing.MixPlan]]:
     """(cached waves, plan) per split; refuses plans made from another version of the cache."""
-    cached = load_caches(run_dir, device)
+    cached = load_caches(run_dir, device, splits)
     out = {}
-    for split in SPLITS:
+    for split in splits:
         plan, meta = mixing.load_plan(Path(run_dir) / MIX_DIR / f"{split}.pt")
         if meta["clips"] != _paths_key(cached[split].paths):
             raise ValueError(f"the {split} mixes were planned from another cache: run "
@@ -67,6 +67,7 @@ def _finish(out: Path, name: str, fit: training.FitResult, test: dict, device: t
             trainable: int) -> dict:
     result = {
         "model": name, "trainable_parameters": trainable, "device": str(device),
+        "environment": runs.environment(str(device)),
         "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
         "seconds_per_epoch": float(fit.history["seconds"].mean()),
         "val_micro_f1": fit.best_score, "test": test,
@@ -180,19 +181,19 @@ def train_transfer(
 def results_table(run_dir: str | Path) -> pd.DataFrame:
     """This run's Stage-2 numbers beside the seed's reported ones."""
     _, _, source = runs.load_dataset(run_dir)
-    rows = []
+    seed_rows = {"seed": (81_166, 30, 93.0), "transfer": (30_754, None, 0.33)}
+    rows = [{"model": model, "data": "IRMAS (seed's report, leaky split)",
+             "trainable": seed_rows[model][0], "epochs": seed_rows[model][1],
+             "s/epoch": seed_rows[model][2], "per-label acc": test}
+            for model, (_, test) in SEED_REPORTED["stage2"].items()]
     for path in sorted((Path(run_dir) / STAGE_DIR).glob("*/metrics.json")):
         m = json.loads(path.read_text())
         t, k = m["test"]["threshold"], m["test"]["top_k"]
         rows.append({"model": m["model"], "data": f"{source} (this run)",
-                     "trainable": m["trainable_parameters"], "s/epoch": m["seconds_per_epoch"],
+                     "trainable": m["trainable_parameters"], "epochs": m["epochs_run"],
+                     "best epoch": m["best_epoch"], "s/epoch": m["seconds_per_epoch"],
                      "per-label acc": t["per_label_accuracy"], "exact": t["exact_match"],
                      "micro F1": t["micro_f1"], "macro F1": t["macro_f1"],
                      "count acc": t["count_accuracy"], "exact (k known)": k["exact_match"],
                      "LRAP": m["test"]["lrap"]})
-    seed_rows = {"seed": (81_166, 93.0), "transfer": (30_754, 0.33)}
-    for model, (_, test) in SEED_REPORTED["stage2"].items():
-        rows.append({"model": model, "data": "IRMAS (seed's report, leaky split)",
-                     "trainable": seed_rows[model][0], "s/epoch": seed_rows[model][1],
-                     "per-label acc": test})
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""Inline audio browsers (ipywidgets): pick a mix, hear it and its sources."""
+"""Inline audio browsers (ipywidgets): pick a mix and hear it and its sources; browse a model's
+test predictions by true and named instrument, right or wrong, with its probabilities."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import soundfile as sf
 import torch
 from IPython.display import Audio, display
 
-from helpers.config import CLASS_NAMES, SAMPLE_RATE
-from helpers.mixing import MixPlan, instruments, mix
+from helpers.analysis import Evaluation
+from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
+from helpers.mixing import MixPlan, mix
+
+
+def combination_names(row: torch.Tensor) -> str:
+    """`piano + trumpet` for a multi-hot row; `nothing` when empty."""
+    names = [CLASS_NAMES[c] for c, on in zip(CLASSES, row.tolist()) if on > 0]
+    return " + ".join(names) or "nothing"
 
 
 def combination(plan: MixPlan, i: int) -> str:
     """`acoustic guitar + piano`: the instruments of mix `i`."""
-    return " + ".join(CLASS_NAMES[code] for code in instruments(plan, i))
+    return combination_names(plan.targets[i])
 
 
 def play(wave: torch.Tensor) -> Audio:
@@ -70,3 +78,53 @@ def mix_player(waves: torch.Tensor, plan: MixPlan, paths: list[str]) -> widgets.
     pick.observe(refresh, names="value")
     refresh()
     return widgets.VBox([widgets.HBox([combo, pick]), *rows])
+
+
+def _bar_style(playing: bool, named: bool) -> str:
+    """Green: heard and named; red: named but not playing; orange: playing but missed."""
+    if named:
+        return "success" if playing else "danger"
+    return "warning" if playing else ""
+
+
+def prediction_browser(ev: Evaluation) -> widgets.VBox:
+    """Filter a model's test items by true instrument, named instrument and right/wrong; hear
+    the chosen one and see the model's probability for each instrument beside the player
+    (green: named and playing, red: named but not playing, orange: playing but missed)."""
+    def choices(label: str) -> list:
+        return [(label, None)] + [(CLASS_NAMES[c], c) for c in CLASSES]
+
+    true = widgets.Dropdown(options=choices("any"), description="playing")
+    named = widgets.Dropdown(options=choices("any"), description="named")
+    outcome = widgets.ToggleButtons(options=["all", "right", "wrong"], value="all")
+    pick = widgets.IntSlider(min=0, max=0, description="item")
+    heading = widgets.HTML()
+    player = widgets.Audio(format="wav", autoplay=False)
+    bars = [widgets.FloatProgress(min=0, max=1, description=CLASS_NAMES[c],
+                                  style={"description_width": "110px"}) for c in CLASSES]
+    values = [widgets.Label() for _ in CLASSES]
+    panel = widgets.VBox([widgets.HBox([b, v]) for b, v in zip(bars, values)])
+
+    def refresh(_=None) -> None:
+        found = ev.select(true.value, named.value, outcome.value)
+        pick.max = max(len(found) - 1, 0)
+        panel.layout.display = player.layout.display = "" if found else "none"
+        if not found:
+            heading.value = "<b>no item matches these filters</b>"
+            return
+        i = found[min(pick.value, pick.max)]
+        verdict = "right" if ev.right()[i] else "wrong"
+        heading.value = (f"<b>{ev.items[i]}</b> ({len(found)} match) · playing: "
+                         f"{combination_names(ev.targets[i])} · named: "
+                         f"{combination_names(ev.pred[i])} · <b>{verdict}</b>")
+        player.value = wav_bytes(ev.audio(i))
+        for bar, value, p, y, n in zip(bars, values, ev.probs[i].tolist(),
+                                       ev.targets[i].tolist(), ev.pred[i].tolist()):
+            bar.value, value.value = p, f"{p:.0%}"
+            bar.bar_style = _bar_style(y > 0, n > 0)
+
+    for control in (true, named, outcome, pick):
+        control.observe(refresh, names="value")
+    refresh()
+    return widgets.VBox([widgets.HBox([true, named]), widgets.HBox([outcome, pick]), heading,
+                         widgets.HBox([player, panel])])

@@ -1,0 +1,115 @@
+"""Notebook 06's helpers on a tiny run trained for real: evaluations, browser, README report."""
+
+import json
+
+import pytest
+import torch
+
+from helpers import analysis, cache, report, runs, stage1, stage2, widgets
+from helpers.config import SPLITS
+
+
+@pytest.fixture(scope="module")
+def run(demo_set, tmp_path_factory):
+    root, manifest = demo_set
+    run_dir = tmp_path_factory.mktemp("run")
+    runs.save_dataset(run_dir, "demo", root, manifest)
+    for split in SPLITS:
+        cache.build_split(manifest, root, split, run_dir / "cache", progress=False)
+    stage1.train(run_dir, "mel", epochs=1, device="cpu", progress=False)
+    stage2.build_mixes(run_dir, uses_per_clip=1, seed=1)
+    stage2.train_cnn(run_dir, "mel", epochs=1, device="cpu", progress=False)
+    return run_dir
+
+
+def _metrics(run_dir, stage):
+    return json.loads((run_dir / stage / "mel" / "metrics.json").read_text())
+
+
+def test_clip_and_mix_evaluations_agree_with_what_training_reported(run):
+    clips = analysis.test_clips(run, "cpu")["mel"]
+    assert clips.items == cache.load_split(run / "cache" / "test.pt").paths
+    assert torch.allclose(clips.probs.sum(1), torch.ones(len(clips)))
+    assert (clips.pred.sum(1) == 1).all()
+    assert clips.scores()["exact_match"] == pytest.approx(_metrics(run, "stage1")["test_accuracy"])
+    mixes = analysis.test_mixes(run, "cpu")["mel"]
+    reported = _metrics(run, "stage2")["test"]["threshold"]
+    for key in ("exact_match", "micro_f1", "macro_f1"):
+        assert mixes.scores()[key] == pytest.approx(reported[key])
+    assert mixes.audio(0).shape == (2, 132_299)
+
+
+def test_select_filters_by_playing_named_and_outcome(run):
+    ev = analysis.test_mixes(run, "cpu")["mel"]
+    everything = ev.select()
+    assert everything == list(range(len(ev)))
+    assert sorted(ev.select(outcome="right") + ev.select(outcome="wrong")) == everything
+    for i in ev.select(true="pia", named="tru"):
+        assert ev.targets[i, 1] == 1 and ev.pred[i, 2] == 1
+    assert len(ev.select(true="pia")) == int(ev.targets[:, 1].sum())
+
+
+def test_whole_excerpts_are_heard_through_windows(run, demo_set):
+    root, manifest = demo_set
+    excerpts = manifest[manifest["split"] == "irmas_test"]
+    result = analysis.test_excerpts(run, hop_seconds=1.5, device="cpu", progress=False)
+    assert set(result) == {"stage1/mel", "stage2/mel"}
+    ev = result["stage2/mel"]
+    assert ev.items == excerpts["path"].tolist()
+    assert ev.targets.sum(1).tolist() == [len(s.split()) for s in excerpts["instruments"]]
+    assert (ev.pred.sum(1) >= 1).all(), "a recording holds some instrument"
+    assert ev.audio(0).shape[1] > 5 * 44_100
+    scores = analysis.scores_table(result)
+    assert scores[["exact match", "micro F1", "macro F1"]].stack().between(0, 1).all()
+
+
+def test_missing_excerpt_files_are_named(run, demo_set, tmp_path):
+    root, manifest = demo_set
+    moved = tmp_path / "run"
+    runs.save_dataset(moved, "irmas", tmp_path / "empty", manifest)
+    with pytest.raises(FileNotFoundError, match="01_download.*test1"):
+        analysis.excerpt_rows(moved)
+
+
+def test_save_and_report_regenerate_the_readme_block(run, tmp_path, capsys):
+    sections = {"clips": analysis.test_clips(run, "cpu"), "mixes": analysis.test_mixes(run, "cpu"),
+                "excerpts": analysis.test_excerpts(run, device="cpu", progress=False)}
+    saved = analysis.save(run, sections, hop_seconds=1.5)
+    data = json.loads(saved.read_text())
+    for section in sections:
+        for scores in data[section].values():
+            assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
+        assert (saved.parent / f"{section}.csv").is_file()
+    block = report.results_markdown(run)
+    assert "**not** IRMAS numbers" in block and data["environment"]["torch"] in block
+    assert "| mel | demo (this run) |" in block and "seed's report" in block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.START}\nold numbers\n{report.END}\nrest\n")
+    assert report.main(["--run-dir", str(run), "--write", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old numbers" not in text and "Whole test excerpts" in text
+    assert text.startswith("intro\n") and text.endswith("rest\n")
+    readme.write_text("no markers")
+    assert report.main(["--run-dir", str(run), "--write", str(readme)]) == 1
+    assert "results:start" in capsys.readouterr().err
+
+
+def test_prediction_browser_filters_plays_and_shows_probabilities(run):
+    ev = analysis.test_clips(run, "cpu")["mel"]
+    browser = widgets.prediction_browser(ev)
+    (true, named), (outcome, pick) = (row.children for row in browser.children[:2])
+    heading, (player, panel) = browser.children[2], browser.children[3].children
+    assert player.value[:4] == b"RIFF"
+    first = ev.select()[0]
+    bars = [row.children[0] for row in panel.children]
+    assert [b.value for b in bars] == pytest.approx(ev.probs[first].tolist())
+    true.value = "vio"
+    i = ev.select(true="vio")[0]
+    assert ev.items[i] in heading.value and [b.value for b in bars] == pytest.approx(
+        ev.probs[i].tolist())
+    styles = {b.bar_style for b in bars}
+    assert styles <= {"success", "danger", "warning", ""} and styles != {""}
+    named.value = "vio"
+    outcome.value = "wrong"
+    if not ev.select("vio", "vio", "wrong"):  # right by construction: none can match
+        assert "no item matches" in heading.value and player.layout.display == "none"
