@@ -56,6 +56,15 @@ def test_all_notebooks_run_end_to_end(tmp_path):
         result = json.loads((run / "stage2" / variant / "metrics.json").read_text())
         for scores in (result["test"]["threshold"], result["test"]["top_k"]):
             assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
+    for name in ["06_learning_curves_stage1", "06_stage1_confusion_seed", "06_stage1_f1",
+                 "06_stage2_combinations2_transfer", "06_stage2_counts_mel", "06_stage2_f1",
+                 "06_excerpts_combinations1", "06_excerpts_f1"]:
+        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    analysed = json.loads((run / "analysis" / "metrics.json").read_text())
+    assert len(analysed["excerpts"]["stage2/mel"]) and analysed["source"] == "demo"
+    for section in ("clips", "mixes", "excerpts"):
+        for scores in analysed[section].values():
+            assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
 
 
 def test_a_notebook_run_out_of_order_says_what_to_run(tmp_path):
