@@ -138,11 +138,11 @@ def excerpt_rows(run_dir: str | Path) -> tuple[pd.DataFrame, Path]:
     rows = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
     found = rows[[(data_dir / p).is_file() for p in rows["path"]]]
     if found.empty:
+        fix = ("irmas_parts including test1, test2, test3" if source == "irmas"
+               else "demo_test_songs > 0")
         raise FileNotFoundError(
             f"none of the {len(rows)} test excerpts is under {data_dir}: run "
-            "notebooks/01_download.ipynb with irmas_parts including test1, test2, test3"
-            if source == "irmas" else f"no demo test excerpts under {data_dir}: run "
-            "notebooks/01_download.ipynb with demo_test_songs > 0")
+            f"notebooks/01_download.ipynb with {fix} (or set evaluate_excerpts = False in 06)")
     if len(found) < len(rows):
         warnings.warn(f"{len(rows) - len(found)} of {len(rows)} test excerpts are not under "
                       f"{data_dir}; evaluating the {len(found)} that are", stacklevel=2)

@@ -96,7 +96,8 @@ def count_and_share(counts: pd.DataFrame, title: str = "", share: str = "share o
         ax.set(xlabel=counts.columns.name or "predicted", ylabel=counts.index.name or "true",
                title=f"{title} ({what})".strip())
         ax.tick_params(axis="y", rotation=0)
-        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="x", rotation=30 if max(len(str(c)) for c in counts.columns) > 3
+                       else 0)
     fig.tight_layout()
     return fig
 

@@ -184,7 +184,7 @@ def results_table(run_dir: str | Path) -> pd.DataFrame:
     seed_rows = {"seed": (81_166, 30, 93.0), "transfer": (30_754, None, 0.33)}
     rows = [{"model": model, "data": "IRMAS (seed's report, leaky split)",
              "trainable": seed_rows[model][0], "epochs": seed_rows[model][1],
-             "s/epoch": seed_rows[model][2], "per-label acc": test}
+             "best epoch": None, "s/epoch": seed_rows[model][2], "per-label acc": test}
             for model, (_, test) in SEED_REPORTED["stage2"].items()]
     for path in sorted((Path(run_dir) / STAGE_DIR).glob("*/metrics.json")):
         m = json.loads(path.read_text())
