@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers.audio import AudioError, peak_normalise, read_audio
+from helpers.audio import AudioError, fix_length, peak_normalise, read_audio
 from helpers.checkpoints import CheckpointError, load_model
 from helpers.config import CLASS_NAMES
 
@@ -30,28 +30,36 @@ HOP_SECONDS = 1.5
 THRESHOLD = 0.5
 
 
-def windows(wave: torch.Tensor, length: int, hop: int) -> torch.Tensor:
-    """`[2, N]` → `[W, 2, length]` windows every `hop` samples, the last one ending at the end;
-    a file shorter than one window is padded with silence. Each window is peak-normalised."""
-    if wave.shape[-1] < length:
-        wave = nn.functional.pad(wave, (0, length - wave.shape[-1]))
-    starts = list(range(0, wave.shape[-1] - length + 1, hop))
-    if starts[-1] + length < wave.shape[-1]:
-        starts.append(wave.shape[-1] - length)
-    return peak_normalise(torch.stack([wave[:, s:s + length] for s in starts]))
+def window_starts(n: int, length: int, hop: int) -> list[int]:
+    """Where the windows of an `n`-sample recording start: every `hop` samples, plus one ending
+    at the end; a recording shorter than `length` gets one window (padded)."""
+    starts = list(range(0, max(n - length, 0) + 1, hop))
+    if starts[-1] + length < n:
+        starts.append(n - length)
+    return starts
+
+
+def windows(wave: torch.Tensor, length: int, starts: list[int]) -> torch.Tensor:
+    """`[2, N]` → `[len(starts), 2, length]`, each window peak-normalised like a training clip
+    (a window running past the end is padded with silence)."""
+    return peak_normalise(torch.stack([fix_length(wave[:, s:s + length], length)
+                                       for s in starts]))
 
 
 @torch.no_grad()
 def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
                   hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> torch.Tensor:
-    """Per-class probabilities `[C]` of a `[2, N]` recording, averaged over its windows."""
+    """Per-class probabilities `[C]` of a `[2, N]` recording, averaged over its windows. Only
+    `batch_size` windows exist at a time, so an hour-long file needs no more memory than a song."""
     device = next(model.parameters()).device
-    hop = max(1, round(hop_seconds * meta["sample_rate"]))
-    outs = []
-    for chunk in windows(wave, meta["clip_samples"], hop).split(batch_size):
-        logits = model(chunk.to(device)).float()
-        outs.append(logits.softmax(dim=1) if meta["task"] == "single" else logits.sigmoid())
-    return torch.cat(outs).mean(dim=0).cpu()
+    length = meta["clip_samples"]
+    starts = window_starts(wave.shape[-1], length, max(1, round(hop_seconds * meta["sample_rate"])))
+    total = 0
+    for i in range(0, len(starts), batch_size):
+        logits = model(windows(wave, length, starts[i:i + batch_size]).to(device)).float()
+        probs = logits.softmax(dim=1) if meta["task"] == "single" else logits.sigmoid()
+        total = total + probs.sum(dim=0)
+    return (total / len(starts)).cpu()
 
 
 def present(probs: torch.Tensor, task: str, threshold: float = THRESHOLD) -> torch.Tensor:

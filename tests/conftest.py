@@ -38,3 +38,25 @@ def write_wav(path: Path, seconds: float = 1.0, sr: int = 44_100, channels: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sr, subtype=subtype)
     return path
+
+
+BAD_KINDS = ["empty", "truncated", "header only", "corrupt", "not audio", "nan"]
+
+
+def bad_audio_files(tmp_path: Path) -> dict[str, Path]:
+    """Real files that must be refused: one per kind in `BAD_KINDS`."""
+    good = write_wav(tmp_path / "good.wav", 1.0).read_bytes()
+    files = {
+        "empty": b"",
+        "truncated": good[: len(good) // 2],
+        "header only": good[:44],
+        "corrupt": good[:20] + b"\xff" * 16 + good[36:],  # the format chunk overwritten
+        "not audio": b"<html>404 not found</html>" * 20,
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / f"{name}.wav"
+        paths[name].write_bytes(data)
+    paths["nan"] = tmp_path / "nan.wav"
+    sf.write(paths["nan"], np.full((1000, 2), np.nan, np.float32), 44_100, subtype="FLOAT")
+    return paths

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import write_wav
+from conftest import BAD_KINDS, bad_audio_files, write_wav
 
 from helpers import audio
 from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
@@ -50,26 +50,9 @@ def test_peak_normalise_and_sign_flip():
     assert torch.allclose(batch[0], batch[1]) and batch[2].abs().max() == 0
 
 
-def _bad_files(tmp_path):
-    good = write_wav(tmp_path / "good.wav", 1.0).read_bytes()
-    files = {
-        "empty": b"",
-        "truncated": good[: len(good) // 2],
-        "header only": good[:44],
-        "not audio": b"<html>404 not found</html>" * 20,
-    }
-    paths = {}
-    for name, data in files.items():
-        paths[name] = tmp_path / f"{name}.wav"
-        paths[name].write_bytes(data)
-    paths["nan"] = tmp_path / "nan.wav"
-    sf.write(paths["nan"], np.full((1000, 2), np.nan, np.float32), 44_100, subtype="FLOAT")
-    return paths
-
-
-@pytest.mark.parametrize("kind", ["empty", "truncated", "header only", "not audio", "nan"])
+@pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_files_raise_an_error_naming_the_file(tmp_path, kind):
-    path = _bad_files(tmp_path)[kind]
+    path = bad_audio_files(tmp_path)[kind]
     with pytest.raises(audio.AudioError, match=str(path).replace("(", r"\(")):
         audio.load_clip(path)
 

@@ -1,27 +1,30 @@
 """`helpers.predict` on real audio files and real (untrained) checkpoints."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import write_wav
+from conftest import BAD_KINDS, REPO, bad_audio_files, write_wav
 
 from helpers import checkpoints, models, predict
 from helpers.config import CLIP_SAMPLES
 
 
 def test_windows_cover_the_whole_recording_and_pad_short_ones():
-    hop = 1000
-    short = predict.windows(torch.ones(2, 500), 4000, hop)
+    assert predict.window_starts(500, 4000, 1000) == [0]
+    assert predict.window_starts(4000, 4000, 1000) == [0]
+    assert predict.window_starts(10_500, 4000, 1000) == [0, 1000, 2000, 3000, 4000, 5000, 6000,
+                                                          6500], "the last ends at the end"
+    short = predict.windows(torch.ones(2, 500), 4000, [0])
     assert short.shape == (1, 2, 4000) and short[0, :, 500:].abs().sum() == 0
-    assert predict.windows(torch.ones(2, 4000), 4000, hop).shape == (1, 2, 4000)
     wave = torch.arange(10_500.0).expand(2, -1)
-    cut = predict.windows(wave, 4000, hop)
-    assert cut.shape == (8, 2, 4000), "starts 0..6000 every 1000, and one ending at the end"
+    cut = predict.windows(wave, 4000, [0, 6500])
     assert cut.abs().amax() <= 0.5, "each window is peak-normalised"
-    assert torch.allclose(cut[-1, 0] * 2 * 10_499, wave[0, -4000:]), "the last ends at the end"
+    assert torch.allclose(cut[-1, 0] * 2 * 10_499, wave[0, -4000:])
 
 
 def test_present_rules():
@@ -53,9 +56,10 @@ def test_any_rate_length_and_channel_count_gives_probabilities(checkpoint, tmp_p
 def test_probabilities_are_the_mean_over_windows(checkpoint):
     model, meta = checkpoints.load_model(checkpoint)
     wave = torch.randn(2, 2 * CLIP_SAMPLES) * 0.1
-    probs = predict.probabilities(model, meta, wave, hop_seconds=CLIP_SAMPLES / 44_100)
+    probs = predict.probabilities(model, meta, wave, hop_seconds=CLIP_SAMPLES / 44_100,
+                                  batch_size=1)
     with torch.no_grad():
-        each = model(predict.windows(wave, CLIP_SAMPLES, CLIP_SAMPLES)).sigmoid()
+        each = model(predict.windows(wave, CLIP_SAMPLES, [0, CLIP_SAMPLES])).sigmoid()
     assert torch.allclose(probs, each.mean(0), atol=1e-5)
 
 
@@ -91,3 +95,29 @@ def test_silent_file_gives_finite_probabilities(checkpoint, tmp_path):
     sf.write(path, np.zeros((44_100, 2), np.float32), 44_100)
     result = predict.Predictor(checkpoint)(path)
     assert all(np.isfinite(p) for p in result.probabilities.values())
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_each_bad_file_is_one_line_naming_it(checkpoint, tmp_path, capsys, kind):
+    bad = bad_audio_files(tmp_path)[kind]
+    good = write_wav(tmp_path / "fine.wav", 2.0)
+    assert predict.main(["--checkpoint", str(checkpoint), str(bad), str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {bad}") and err.count("\n") == 1
+    assert out.startswith(str(good)), "the other files are still predicted"
+
+
+def test_ten_minute_recording(checkpoint, tmp_path):
+    path = write_wav(tmp_path / "long.wav", 600.0, sr=22_050)
+    result = predict.Predictor(checkpoint)(path)
+    assert result.seconds == pytest.approx(600.0, abs=0.01) and result.present
+
+
+def test_command_line_process_exit_status_and_no_traceback(checkpoint, tmp_path):
+    good = write_wav(tmp_path / "a.wav", 3.0)
+    missing = tmp_path / "missing.wav"
+    done = subprocess.run([sys.executable, "-m", "helpers.predict", "--checkpoint",
+                           str(checkpoint), str(good), str(missing)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "missing.wav" in done.stderr and done.stdout.startswith(str(good))
