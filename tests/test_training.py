@@ -1,9 +1,14 @@
 """fit() for real: tiny rendered clips, real models, real checkpoints on disk."""
 
 import pickle
+import signal
+import subprocess
+import sys
+import zipfile
 
 import pytest
 import torch
+from conftest import REPO
 from torch import nn
 
 from helpers import cache, checkpoints, metrics, models, training
@@ -56,6 +61,58 @@ def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
     assert list(result.history["epoch"]) == [1, 2, 3]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+# The same run as `_fit(..., epochs=3)`, in its own process, killed (SIGKILL) inside epoch 2.
+KILLED_MID_EPOCH = """
+import os, signal, sys, torch
+from torch import nn
+from helpers import checkpoints, metrics, models, training
+from helpers.batches import ClipBatches
+
+class DiesInEpoch2(ClipBatches):
+    def __iter__(self):
+        for i, batch in enumerate(super().__iter__()):
+            if self.epoch == 2 and i == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield batch
+
+d = torch.load(sys.argv[1], weights_only=True)
+train = DiesInEpoch2(d["x"], d["y"], 8, d["index"], d["sign"], shuffle=True)
+torch.manual_seed(0)
+model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
+meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
+training.fit(model, train, ClipBatches(d["vx"], d["vy"], 16), nn.functional.cross_entropy,
+             metrics.accuracy_from_logits, sys.argv[2], meta, epochs=3, lr=3e-3,
+             progress=False, device="cpu")
+"""
+
+
+def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tiny, tmp_path):
+    train, val = tiny["train"], tiny["val"]
+    data = tmp_path / "data.pt"
+    torch.save({"x": train.waves, "y": train.targets, "index": train.index, "sign": train.sign,
+                "vx": val.waves, "vy": val.targets}, data)
+    out = tmp_path / "killed"
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_EPOCH, str(data), str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    saved = checkpoints.load_checkpoint(out / "last.pt")
+    assert [h["epoch"] for h in saved["history"]] == [1], "epoch 1 survived, whole"
+    assert not [p for p in out.iterdir() if p.name not in
+                {"best.pt", "last.pt", "history.csv", "history.json"}], "no half-written file"
+    resumed, result = _fit(tiny, out, epochs=3)
+    straight, _ = _fit(tiny, tmp_path / "straight", epochs=3)
+    assert list(result.history["epoch"]) == [1, 2, 3]
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_same_seed_same_metrics(tiny, tmp_path):
+    _, first = _fit(tiny, tmp_path / "a", epochs=2)
+    _, second = _fit(tiny, tmp_path / "b", epochs=2)
+    columns = ["epoch", "train_loss", "val_loss", "val_score"]
+    assert first.history[columns].equals(second.history[columns])
 
 
 def test_early_stopping(tiny, tmp_path):
@@ -112,3 +169,37 @@ def test_foreign_files_are_refused(tmp_path):
         checkpoints.load_checkpoint(pickled)
     with pytest.raises(FileNotFoundError, match="notebook 03"):
         checkpoints.load_checkpoint(tmp_path / "none.pt")
+
+
+def _as_if_saved_on_cuda(path):
+    """Rewrite the device torch.save recorded for every tensor as `cuda:0`, as a GPU run
+    writes it (optimizer state in last.pt stays on the GPU); works on machines without one."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(info.filename, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, data in entries:
+            if name.endswith("data.pkl"):
+                assert b"X\x03\x00\x00\x00cpu" in data
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            z.writestr(name, data)
+
+
+def test_checkpoint_saved_from_cuda_tensors_loads_on_cpu(tmp_path):
+    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
+    path = checkpoints.save_checkpoint(tmp_path / "gpu.pt", model, checkpoints.model_meta(
+        "mel", n_mels=32, widths=[8, 16, 16, 32]))
+    _as_if_saved_on_cuda(path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)  # what a load without map_location does
+    loaded, _ = checkpoints.load_model(path)
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def test_a_pickled_whole_model_is_refused(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(models.MelCNN(n_mels=32, widths=(8, 16, 16, 32)), path)
+    with pytest.raises(checkpoints.CheckpointError, match="whole.pt"):
+        checkpoints.load_checkpoint(path)
