@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import demo
+from helpers import cache, demo, runs
+from helpers.config import SPLITS
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"recordings_per_class": 6, "test_songs": 2}
@@ -25,6 +26,15 @@ def demo_set(tmp_path_factory):
     """(root, manifest) of a tiny demo set: 5-6 recordings x 3 clips per class, 2 test songs."""
     root = tmp_path_factory.mktemp("demo")
     return root, demo.render_demo(root, **TINY, progress=False)
+
+
+def cached_run(demo_set, run_dir: Path) -> Path:
+    """A run folder as notebooks 01 and 02 leave it: the tiny demo set recorded, splits cached."""
+    root, manifest = demo_set
+    runs.save_dataset(run_dir, "demo", root, manifest)
+    for split in SPLITS:
+        cache.build_split(manifest, root, split, run_dir / "cache", progress=False)
+    return run_dir
 
 
 def write_wav(path: Path, seconds: float = 1.0, sr: int = 44_100, channels: int = 2,

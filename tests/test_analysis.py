@@ -4,18 +4,14 @@ import json
 
 import pytest
 import torch
+from conftest import cached_run
 
 from helpers import analysis, cache, report, runs, stage1, stage2, widgets
-from helpers.config import SPLITS
 
 
 @pytest.fixture(scope="module")
 def run(demo_set, tmp_path_factory):
-    root, manifest = demo_set
-    run_dir = tmp_path_factory.mktemp("run")
-    runs.save_dataset(run_dir, "demo", root, manifest)
-    for split in SPLITS:
-        cache.build_split(manifest, root, split, run_dir / "cache", progress=False)
+    run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     stage1.train(run_dir, "mel", epochs=1, device="cpu", progress=False)
     stage2.build_mixes(run_dir, uses_per_clip=1, seed=1)
     stage2.train_cnn(run_dir, "mel", epochs=1, device="cpu", progress=False)

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from conftest import cached_run
 from torch import nn
 
-from helpers import cache, checkpoints, metrics, mixing, models, runs, stage2
-from helpers.config import SPLITS
+from helpers import cache, checkpoints, metrics, mixing, models, stage2
 
 
 def test_transfer_head_is_the_seeds():
@@ -18,11 +18,7 @@ def test_transfer_head_is_the_seeds():
 
 @pytest.fixture(scope="module")
 def run(demo_set, tmp_path_factory):
-    root, manifest = demo_set
-    run_dir = tmp_path_factory.mktemp("run")
-    runs.save_dataset(run_dir, "demo", root, manifest)
-    for split in SPLITS:
-        cache.build_split(manifest, root, split, run_dir / "cache", progress=False)
+    run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     torch.manual_seed(0)
     extractor = models.SeedCNN().train()
     with torch.no_grad():  # move BatchNorm statistics away from their defaults
