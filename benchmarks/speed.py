@@ -1,8 +1,9 @@
-"""Stage-1 speed, measured in one run: training clips/s of SeedCNN vs MelCNN, and loader
-clips/s of the decode-once cache vs the seed's per-item WAV load + normalise.
+"""Speed, measured in one run: training clips/s of SeedCNN vs MelCNN, loader clips/s of the
+decode-once cache vs the seed's per-item WAV load + normalise, a transfer-head epoch on
+precomputed features, and `helpers.predict` on a 3-minute stereo song on the CPU.
 
-    python benchmarks/stage1_speed.py              # CPU figures (a few minutes on 2 cores)
-    python benchmarks/stage1_speed.py --epoch      # also a full epoch on 1,732 clips (GPU: seconds)
+    python benchmarks/speed.py              # CPU figures (a few minutes on 2 cores)
+    python benchmarks/speed.py --epoch      # also a Stage-1 epoch on 1,732 clips (GPU: seconds)
 
 Prints a table; ratios compare figures taken in the same run on the same machine.
 """
@@ -11,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import audio, cache, demo, models, training
-from helpers.batches import ClipBatches
-from helpers.config import CLIP_SAMPLES
+from helpers import audio, cache, checkpoints, demo, models, predict, runs, training
+from helpers.batches import ClipBatches, TensorBatches
+from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
+from helpers.stage2 import LOSS
 
 
 def _sync(device: torch.device) -> None:
@@ -61,13 +64,30 @@ def gflop_per_clip(name: str) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, float]:
-    """Clips/s of (cache batches, per-item WAV load + normalise) over the same training clips."""
-    rows = manifest[manifest["split"] == "train"]
+def drop_page_cache() -> bool:
+    """Empty Linux's page cache (needs root), so files come from the disk as in a fresh session."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError:
+        return False
+    return True
+
+
+def wav_rate(root: Path, paths) -> float:
+    """Clips/s of the seed's way: read, normalise and crop every WAV, one at a time."""
     tic = time.perf_counter()
-    for path in rows["path"]:
+    for path in paths:
         audio.load_clip(root / path)
-    wav_rate = len(rows) / (time.perf_counter() - tic)
+    return len(paths) / (time.perf_counter() - tic)
+
+
+def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, float, float | None]:
+    """Clips/s of cache batches, of per-item WAV load + normalise from the page cache, and from
+    the disk (None where the page cache cannot be dropped), over the same training clips."""
+    paths = manifest.loc[manifest["split"] == "train", "path"].tolist()
+    cold = wav_rate(root, paths) if drop_page_cache() else None
+    warm = wav_rate(root, paths)
     split = cache.load_split(cache.build_split(manifest, root, "train", root / "cache",
                                                progress=False), device)
     index, sign = split.balanced()
@@ -77,7 +97,7 @@ def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, flo
         for x, _ in batches:
             n += len(x)
     _sync(device)
-    return n / (time.perf_counter() - tic), wav_rate
+    return n / (time.perf_counter() - tic), warm, cold
 
 
 def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int = 16) -> float:
@@ -100,6 +120,46 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     return time.perf_counter() - tic
 
 
+def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int = 5) -> float:
+    """One epoch of the seed's transfer head on precomputed SeedCNN features (254 per mix);
+    2,265 mixes: IRMAS's 1,510 training clips, each in 3 pairs."""
+    feats = torch.randn(mixes, 254, device=device)
+    targets = torch.zeros(mixes, 4, device=device)
+    targets[torch.arange(mixes), torch.arange(mixes) % 4] = 1
+    batches = TensorBatches(feats, targets, 64, shuffle=True)
+    head = models.build("transfer").to(device).train()
+    opt = torch.optim.Adam(head.parameters(), 1e-4)
+    times = []
+    for epoch in range(epochs + 1):  # epoch 0 warms up
+        batches.set_epoch(epoch)
+        _sync(device)
+        tic = time.perf_counter()
+        for x, y in batches:
+            loss = LOSS(head(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times[1:]))
+
+
+def predict_seconds(folder: Path, name: str, seconds: float = 180.0) -> float:
+    """`helpers.predict` on a `seconds`-long stereo WAV on the CPU: read, resample-free,
+    3 s windows every 1.5 s, model, average. The weights do not change the time."""
+    song = folder / "song.wav"
+    rng = np.random.default_rng(0)
+    sf.write(song, (0.1 * rng.standard_normal((int(seconds * SAMPLE_RATE), 2))).astype(
+        np.float32), SAMPLE_RATE, subtype="PCM_16")
+    ckpt = checkpoints.save_checkpoint(folder / f"{name}.pt", models.build(name),
+                                       checkpoints.model_meta(name, task="multi"))
+    predictor = predict.Predictor(ckpt, device="cpu")
+    predictor(song)  # warm-up
+    tic = time.perf_counter()
+    predictor(song)
+    return time.perf_counter() - tic
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
@@ -107,9 +167,9 @@ def main() -> None:
     parser.add_argument("--epoch", action="store_true", help="also time an epoch on 1,732 clips")
     args = parser.parse_args()
     device = training.pick_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"machine: {device.type} {name or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    env = runs.environment(str(device))
+    print(f"machine: {env['device']} · {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
+          f"{env['torch_threads']} threads, {env['date']}")
     rows = []
     rate = {m: train_rate(m, device, 16, args.steps) for m in ("seed", "mel")}
     flops = {m: gflop_per_clip(m) for m in ("seed", "mel")}
@@ -120,10 +180,21 @@ def main() -> None:
                  f"{flops['seed']:.2f} / {flops['mel']:.3f} ({flops['seed'] / flops['mel']:.0f}x)"))
     with tempfile.TemporaryDirectory() as tmp:
         manifest = demo.render_demo(tmp, recordings_per_class=10, test_songs=0, progress=False)
-        cached, wav = loader_rates(Path(tmp), manifest, device)
-    rows.append(("loader clips/s, per-item WAV load + normalise (seed)", f"{wav:.0f}"))
-    rows.append(("loader clips/s, decode-once cache", f"{cached:.0f}"))
-    rows.append(("cache / WAV loader speed", f"{cached / wav:.0f}x"))
+        cached, warm, cold = loader_rates(Path(tmp), manifest, device)
+    if cold:
+        rows.append(("loader clips/s, per-item WAV load + normalise (seed), from disk",
+                     f"{cold:.0f}"))
+    rows.append(("loader clips/s, the same from the page cache", f"{warm:.0f}"))
+    rows.append((f"loader clips/s, decode-once cache on {device.type}", f"{cached:.0f}"))
+    if cold:
+        rows.append(("cache / WAV-from-disk loader speed", f"{cached / cold:.0f}x"))
+    rows.append(("cache / WAV-from-page-cache loader speed", f"{cached / warm:.0f}x"))
+    rows.append(("transfer-head epoch, 2,265 mixes of features (seed: 0.33 s)",
+                 f"{transfer_epoch_seconds(device) * 1000:.1f} ms"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in ("mel", "seed"):
+            rows.append((f"predict a 3-minute stereo song on the CPU, {m}",
+                         f"{predict_seconds(Path(tmp), m):.2f} s"))
     if args.epoch:
         for m in ("seed", "mel"):
             rows.append((f"Stage-1 epoch on 1,732 clips, {m} (seed: 93 s)",
