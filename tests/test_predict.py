@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,13 @@ def test_command_line_process_exit_status_and_no_traceback(checkpoint, tmp_path)
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "missing.wav" in done.stderr and done.stdout.startswith(str(good))
+
+
+def test_console_script_is_installed(checkpoint, tmp_path):
+    script = Path(sys.executable).parent / "irmas-predict"
+    assert script.is_file(), "pip install . (or -e .) installs the irmas-predict command"
+    song = write_wav(tmp_path / "b.wav", 2.0)
+    done = subprocess.run([str(script), "--checkpoint", str(checkpoint), "--json", str(song)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["path"] == str(song)
