@@ -1,6 +1,9 @@
 """Notebook 06's helpers on a tiny run trained for real: evaluations, browser, README report."""
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,6 +68,23 @@ def test_missing_excerpt_files_are_named(run, demo_set, tmp_path):
     runs.save_dataset(moved, "irmas", tmp_path / "empty", manifest)
     with pytest.raises(FileNotFoundError, match="01_download.*test1"):
         analysis.excerpt_rows(moved)
+
+
+def test_unreadable_excerpts_are_skipped_with_a_warning(run, demo_set, tmp_path):
+    root, manifest = demo_set
+    excerpts = manifest.loc[manifest["split"] == "irmas_test", "path"].tolist()
+    data = tmp_path / "data"
+    for path in excerpts:
+        (data / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / path, data / path)
+    (data / excerpts[0]).write_bytes(b"<html>not audio</html>")
+    other = tmp_path / "run"
+    runs.save_dataset(other, "demo", data, manifest)
+    for stage in ("stage1", "stage2"):
+        (other / stage).symlink_to(run / stage)
+    with pytest.warns(UserWarning, match="skipped.*" + re.escape(Path(excerpts[0]).name)):
+        result = analysis.test_excerpts(other, device="cpu", progress=False)
+    assert result["stage1/mel"].items == excerpts[1:]
 
 
 def test_save_and_report_regenerate_the_readme_block(run, tmp_path, capsys):
