@@ -50,7 +50,8 @@ def windows(wave: torch.Tensor, length: int, starts: list[int]) -> torch.Tensor:
 def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
                   hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> torch.Tensor:
     """Per-class probabilities `[C]` of a `[2, N]` recording, averaged over its windows. Only
-    `batch_size` windows exist at a time, so an hour-long file needs no more memory than a song."""
+    `batch_size` windows exist at a time: memory is the recording plus one batch, not the ~2×
+    copy that overlapping windows of the whole recording would take."""
     device = next(model.parameters()).device
     length = meta["clip_samples"]
     starts = window_starts(wave.shape[-1], length, max(1, round(hop_seconds * meta["sample_rate"])))
