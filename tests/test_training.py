@@ -63,12 +63,12 @@ def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
         assert torch.equal(value, resumed.state_dict()[key]), key
 
 
-# The same run as `_fit(..., epochs=3)`, in its own process, killed (SIGKILL) inside epoch 2.
+# `_fit(..., epochs=3)` itself, in its own process, killed (SIGKILL) inside epoch 2.
 KILLED_MID_EPOCH = """
 import os, signal, sys, torch
-from torch import nn
-from helpers import checkpoints, metrics, models, training
+sys.path.insert(0, "tests")
 from helpers.batches import ClipBatches
+from test_training import _fit
 
 class DiesInEpoch2(ClipBatches):
     def __iter__(self):
@@ -78,13 +78,9 @@ class DiesInEpoch2(ClipBatches):
             yield batch
 
 d = torch.load(sys.argv[1], weights_only=True)
-train = DiesInEpoch2(d["x"], d["y"], 8, d["index"], d["sign"], shuffle=True)
-torch.manual_seed(0)
-model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
-meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
-training.fit(model, train, ClipBatches(d["vx"], d["vy"], 16), nn.functional.cross_entropy,
-             metrics.accuracy_from_logits, sys.argv[2], meta, epochs=3, lr=3e-3,
-             progress=False, device="cpu")
+tiny = {"train": DiesInEpoch2(d["x"], d["y"], 8, d["index"], d["sign"], shuffle=True),
+        "val": ClipBatches(d["vx"], d["vy"], 16)}
+_fit(tiny, sys.argv[2], epochs=3)
 """
 
 
