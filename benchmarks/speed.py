@@ -33,6 +33,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
+                y: torch.Tensor, device: torch.device) -> None:
+    """One optimiser step as `training.fit` takes it (bfloat16 autocast on CUDA)."""
+    with training._autocast(device):
+        logits = model(x)
+    loss = loss_fn(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def train_rate(name: str, device: torch.device, batch: int, steps: int) -> float:
     """Training clips per second of model `name` (forward, backward, Adam step)."""
     torch.manual_seed(0)
@@ -42,11 +53,7 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int) -> float
     y = torch.randint(0, 4, (batch,), device=device)
 
     def step() -> None:
-        with training._autocast(device):
-            loss = nn.functional.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _train_step(model, opt, nn.functional.cross_entropy, x, y, device)
 
     step()  # warm-up (allocations, kernels)
     _sync(device)
@@ -111,11 +118,7 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     _sync(device)
     tic = time.perf_counter()
     for x, y in batches:
-        with training._autocast(device):
-            loss = nn.functional.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _train_step(model, opt, nn.functional.cross_entropy, x, y, device)
     _sync(device)
     return time.perf_counter() - tic
 
@@ -135,10 +138,7 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
         _sync(device)
         tic = time.perf_counter()
         for x, y in batches:
-            loss = LOSS(head(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _train_step(head, opt, LOSS, x, y, device)
         _sync(device)
         times.append(time.perf_counter() - tic)
     return float(np.median(times[1:]))
