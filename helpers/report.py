@@ -97,21 +97,24 @@ def results_markdown(run_dir: str | Path) -> str:
               "*seed's report* are the 2020 project's IRMAS numbers on its leaky split.")
     if source == "demo":
         header += " Demo-set numbers are **not** IRMAS numbers."
-    stage2 = (stage2_table(run_dir) if (run_dir / STAGE2_DIR).is_dir()
-              else "not trained in this run")
-    mixes = {s: len(mixing.load_plan(run_dir / MIX_DIR / f"{s}.pt")[0]) for s in SPLITS
-             if (run_dir / MIX_DIR / f"{s}.pt").is_file()}
     return "\n\n".join([
         header,
         "#### Stage 1: one instrument per 3 s test clip (accuracy)",
         markdown(stage1_table(run_dir)),
         "#### Stage 2: every instrument in a test mix (named at p ≥ 0.5; *k known*: the k most "
         "probable)",
-        "Mixes: " + ", ".join(f"{n:,} {s}" for s, n in mixes.items()) + ".",
-        stage2 if isinstance(stage2, str) else markdown(stage2),
+        _stage2(run_dir),
         "#### Whole test excerpts",
         _excerpts(run_dir),
     ])
+
+
+def _stage2(run_dir: Path) -> str:
+    if not (run_dir / STAGE2_DIR).is_dir():
+        return "Not trained in this run (notebook 05 writes `stage2/`)."
+    mixes = ", ".join(f"{len(mixing.load_plan(run_dir / MIX_DIR / f'{s}.pt')[0]):,} {s}"
+                      for s in SPLITS)
+    return f"Mixes: {mixes}.\n\n{markdown(stage2_table(run_dir))}"
 
 
 def replace_block(text: str, block: str, name: str = "README.md") -> str:

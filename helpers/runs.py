@@ -13,6 +13,7 @@ import platform
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from helpers import irmas
 from helpers.atomic import atomic_write
@@ -23,8 +24,6 @@ MANIFEST_FILE = "manifest.csv"
 
 def environment(device: str = "cpu") -> dict:
     """Where a figure was measured (machine, cores, torch, device, date), for provenance."""
-    import torch
-
     gpu = torch.cuda.get_device_name() if str(device).startswith("cuda") else None
     return {"device": gpu or "CPU", "cpu": _cpu_model(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
