@@ -11,6 +11,7 @@ machine, so demo-set numbers are never mistaken for IRMAS ones.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -29,7 +30,7 @@ from helpers.stage2 import STAGE_DIR as STAGE2_DIR
 from helpers.stage2 import results_table as stage2_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-PERCENT = {"val", "test", "per-label acc", "exact", "micro F1", "macro F1", "count acc",
+PERCENT = {"accuracy", "val", "test", "per-label acc", "exact", "micro F1", "macro F1", "count acc",
            "exact (k known)", "LRAP", "exact match", *(f"F1 {c}" for c in CLASSES)}
 
 
@@ -51,6 +52,11 @@ def markdown(table: pd.DataFrame) -> str:
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(c, v) for c, v in zip(table.columns, row)) + " |")
     return "\n".join(lines)
+
+
+def styled(table: pd.DataFrame):
+    """`table` formatted for a notebook exactly as `markdown` formats it for the README."""
+    return table.style.format({c: functools.partial(_cell, c) for c in table.columns})
 
 
 def _environment(run_dir: Path) -> dict:

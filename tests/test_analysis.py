@@ -97,6 +97,10 @@ def test_save_and_report_regenerate_the_readme_block(run, tmp_path, capsys):
             assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
         assert (saved.parent / f"{section}.csv").is_file()
     block = report.results_markdown(run)
+    table = analysis.scores_table(sections["mixes"])
+    html = report.styled(table).to_html()
+    assert report.markdown(table.reset_index()).split("\n")[2].split(" | ")[2] in html, (
+        "a notebook shows the numbers as the README does")
     assert "**not** IRMAS numbers" in block and data["environment"]["torch"] in block
     assert "| mel | demo (this run) |" in block and "seed's report" in block
     readme = tmp_path / "README.md"
