@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 manifest: $(STAMP)
-	$(PY) -m helpers.irmas --shared ../shared/irmas --out data_manifest.csv
+	$(PY) -m helpers.irmas --shared ../shared/irmas
 
 system-deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then :; \

@@ -61,8 +61,8 @@ LEAD_CHANNELS = (0, 1)
 BASS, PAD, DRUMS = 2, 3, 9
 
 
-def find_soundfonts(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
-    """The General-MIDI soundfonts on this machine (FluidR3_GM, TimGM6mb), in that order."""
+def soundfont_dirs(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
+    """Folders searched for soundfonts: `extra_dirs`, Debian's, then pretty_midi's bundled one."""
     dirs = [*extra_dirs, *SOUNDFONT_DIRS]
     try:
         import pretty_midi
@@ -70,15 +70,22 @@ def find_soundfonts(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
         dirs.append(Path(pretty_midi.__file__).parent)
     except ImportError:
         pass
-    found = []
-    for name in SOUNDFONT_NAMES:
-        hit = next((d / name for d in dirs if (d / name).is_file()), None)
-        if hit:
-            found.append(hit)
+    return dirs
+
+
+def locate_soundfont(name: str, extra_dirs: tuple[Path, ...] = ()) -> Path | None:
+    """The first `name` (e.g. `FluidR3_GM.sf2`) in `soundfont_dirs`, or None."""
+    return next((d / name for d in soundfont_dirs(extra_dirs) if (d / name).is_file()), None)
+
+
+def find_soundfonts(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
+    """The General-MIDI soundfonts on this machine (FluidR3_GM, TimGM6mb), in that order."""
+    found = [hit for name in SOUNDFONT_NAMES if (hit := locate_soundfont(name, extra_dirs))]
     if not found:
         raise FileNotFoundError(
             f"No General-MIDI soundfont ({', '.join(SOUNDFONT_NAMES)}) in "
-            f"{', '.join(map(str, dirs))}. Install them: apt-get install {APT_PACKAGES}"
+            f"{', '.join(map(str, soundfont_dirs(extra_dirs)))}. "
+            f"Install them: apt-get install {APT_PACKAGES}"
         )
     return found
 

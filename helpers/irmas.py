@@ -2,7 +2,9 @@
 
 `data_manifest.csv` is the one source of truth for which clips exist, their labels, their
 recording (the group that must stay in one split), their split and their md5. It is built from
-the IRMAS file lists in `shared/irmas/` and committed; the demo set writes one of the same form.
+the IRMAS file lists in `shared/irmas/` and committed inside the package (so an installed wheel
+finds it from any folder), with an identical copy at the top of the repository; the demo set
+writes one of the same form.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -182,16 +185,20 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 
 def packaged_manifest() -> Path:
-    """The committed IRMAS manifest: beside the package in a clone or editable install."""
-    repo = Path(__file__).resolve().parent.parent
-    candidates = [repo / MANIFEST_NAME, Path.cwd() / MANIFEST_NAME]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{MANIFEST_NAME} not found in {', '.join(map(str, candidates))}: run from a clone of the "
-        "repository (the Colab set-up cell clones it)."
-    )
+    """The committed IRMAS manifest, shipped inside the package (found from any folder)."""
+    path = Path(str(resources.files("helpers") / MANIFEST_NAME))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: this install of helpers is broken; reinstall it with "
+            "`pip install .` from a clone of the repository."
+        )
+    return path
+
+
+def manifest_copies() -> tuple[Path, Path]:
+    """The packaged manifest and its copy at the top of a clone (the project card's place)."""
+    package = Path(__file__).resolve().parent
+    return package / MANIFEST_NAME, package.parent / MANIFEST_NAME
 
 
 def md5sum(path: str | Path) -> str:
@@ -221,16 +228,19 @@ def verify(manifest: pd.DataFrame, root: str | Path, progress: bool = True) -> p
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m helpers.irmas [--shared DIR] [--out FILE]`: rebuild data_manifest.csv."""
+    """`python -m helpers.irmas [--shared DIR]`: rebuild the manifest inside the package and its
+    identical copy at the top of the repository."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--shared", default="../shared/irmas", help="the IRMAS file lists")
-    parser.add_argument("--out", default=MANIFEST_NAME)
+    parser.add_argument("--out", nargs="+", default=[str(p) for p in manifest_copies()],
+                        help="files to write (default: the packaged one and the top-level copy)")
     args = parser.parse_args(argv)
     df = build_manifest(args.shared)
-    write_manifest(df, args.out)
-    print(f"wrote {args.out}: {len(df)} rows, {df['split'].value_counts().to_dict()}")
+    for out in args.out:
+        write_manifest(df, out)
+        print(f"wrote {out}: {len(df)} rows, {df['split'].value_counts().to_dict()}")
 
 
 if __name__ == "__main__":

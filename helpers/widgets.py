@@ -15,6 +15,8 @@ from helpers.analysis import Evaluation
 from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
 from helpers.mixing import MixPlan, mix
 
+ANY = "any"
+
 
 def combination_names(row: torch.Tensor) -> str:
     """`piano + trumpet` for a multi-hot row; `nothing` when empty."""
@@ -58,7 +60,7 @@ def mix_player(waves: torch.Tensor, plan: MixPlan, paths: list[str]) -> widgets.
     combo = widgets.Dropdown(options=sorted(by_combo), description="instruments")
     pick = widgets.IntSlider(min=0, max=len(by_combo[combo.value]) - 1, description="mix")
     labels = [widgets.Label() for _ in range(plan.sources.shape[1] + 1)]
-    players = [widgets.Audio(format="wav", autoplay=False) for _ in labels]
+    players = [widgets.Audio(format="wav", autoplay=False, loop=False) for _ in labels]
     rows = [widgets.HBox([label, player]) for label, player in zip(labels, players)]
 
     def refresh(_=None) -> None:
@@ -77,7 +79,7 @@ def mix_player(waves: torch.Tensor, plan: MixPlan, paths: list[str]) -> widgets.
     combo.observe(refresh, names="value")
     pick.observe(refresh, names="value")
     refresh()
-    return widgets.VBox([widgets.HBox([combo, pick]), *rows])
+    return widgets.VBox([widgets.HBox([combo, pick]), *rows]).add_class("mix-player")
 
 
 def _bar_style(playing: bool, named: bool) -> str:
@@ -91,22 +93,22 @@ def prediction_browser(ev: Evaluation) -> widgets.VBox:
     """Filter a model's test items by true instrument, named instrument and right/wrong; hear
     the chosen one and see the model's probability for each instrument beside the player
     (green: named and playing, red: named but not playing, orange: playing but missed)."""
-    def choices(label: str) -> list:
-        return [(label, None)] + [(CLASS_NAMES[c], c) for c in CLASSES]
-
-    true = widgets.Dropdown(options=choices("any"), description="playing")
-    named = widgets.Dropdown(options=choices("any"), description="named")
+    # "any" is a real value: ipywidgets shows a dropdown whose value is None as blank.
+    choices = [("any", ANY)] + [(CLASS_NAMES[c], c) for c in CLASSES]
+    true = widgets.Dropdown(options=choices, value=ANY, description="playing")
+    named = widgets.Dropdown(options=choices, value=ANY, description="named")
     outcome = widgets.ToggleButtons(options=["all", "right", "wrong"], value="all")
     pick = widgets.IntSlider(min=0, max=0, description="item")
     heading = widgets.HTML()
-    player = widgets.Audio(format="wav", autoplay=False)
+    player = widgets.Audio(format="wav", autoplay=False, loop=False)
     bars = [widgets.FloatProgress(min=0, max=1, description=CLASS_NAMES[c],
                                   style={"description_width": "110px"}) for c in CLASSES]
     values = [widgets.Label() for _ in CLASSES]
     panel = widgets.VBox([widgets.HBox([b, v]) for b, v in zip(bars, values)])
 
     def refresh(_=None) -> None:
-        found = ev.select(true.value, named.value, outcome.value)
+        found = ev.select(None if true.value == ANY else true.value,
+                          None if named.value == ANY else named.value, outcome.value)
         pick.max = max(len(found) - 1, 0)
         panel.layout.display = player.layout.display = "" if found else "none"
         if not found:
@@ -127,4 +129,4 @@ def prediction_browser(ev: Evaluation) -> widgets.VBox:
         control.observe(refresh, names="value")
     refresh()
     return widgets.VBox([widgets.HBox([true, named]), widgets.HBox([outcome, pick]), heading,
-                         widgets.HBox([player, panel])])
+                         widgets.HBox([player, panel])]).add_class("prediction-browser")

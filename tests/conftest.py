@@ -9,11 +9,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import cache, demo, runs
+from helpers import cache, demo, notebooks, runs
 from helpers.config import SPLITS
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"recordings_per_class": 6, "test_songs": 2}
+TINY_PARAMS = {
+    "source": "demo",
+    "mount_drive": False,
+    "demo_recordings_per_class": TINY["recordings_per_class"],
+    "demo_test_songs": TINY["test_songs"],
+    "epochs": {"mel": 2, "seed": 1},
+    "finetune_epochs": 1,
+    "transfer_epochs": 2,
+}
 
 
 def shared_irmas() -> Path:
@@ -26,6 +35,15 @@ def demo_set(tmp_path_factory):
     """(root, manifest) of a tiny demo set: 5-6 recordings x 3 clips per class, 2 test songs."""
     root = tmp_path_factory.mktemp("demo")
     return root, demo.render_demo(root, **TINY, progress=False)
+
+
+@pytest.fixture(scope="session")
+def notebook_run(tmp_path_factory):
+    """(run folder, data folder): notebooks 01-06 executed once, in order, tiny parameters."""
+    tmp = tmp_path_factory.mktemp("notebooks")
+    run, data = tmp / "run", tmp / "data"
+    notebooks.run_all(run, {**TINY_PARAMS, "data_dir": str(data)})
+    return run, data
 
 
 def cached_run(demo_set, run_dir: Path) -> Path:

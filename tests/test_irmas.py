@@ -49,9 +49,17 @@ def built():
 
 def test_committed_manifest_equals_a_fresh_build(built, tmp_path):
     fresh = irmas.write_manifest(built, tmp_path / irmas.MANIFEST_NAME)
-    committed = REPO / irmas.MANIFEST_NAME
-    assert committed.read_text() == fresh.read_text(), (
-        "data_manifest.csv is stale: rebuild it with `python -m helpers.irmas`")
+    committed = REPO / "helpers" / irmas.MANIFEST_NAME
+    assert committed.read_bytes() == fresh.read_bytes(), (
+        "helpers/data_manifest.csv is stale: rebuild it with `make manifest`")
+
+
+def test_top_level_manifest_is_the_packaged_one_byte_for_byte():
+    packaged, top = irmas.manifest_copies()
+    assert packaged == irmas.packaged_manifest() == REPO / "helpers" / irmas.MANIFEST_NAME
+    assert top == REPO / irmas.MANIFEST_NAME
+    assert top.read_bytes() == packaged.read_bytes(), (
+        "data_manifest.csv differs from helpers/data_manifest.csv: run `make manifest`")
 
 
 def test_manifest_counts(built):

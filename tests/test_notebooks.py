@@ -4,18 +4,9 @@ import json
 
 import nbformat
 import pytest
-from conftest import REPO, TINY
+from conftest import REPO
 
 from helpers import notebooks
-
-TINY_PARAMS = {
-    "source": "demo",
-    "demo_recordings_per_class": TINY["recordings_per_class"],
-    "demo_test_songs": TINY["test_songs"],
-    "epochs": {"mel": 2, "seed": 1},
-    "finetune_epochs": 1,
-    "transfer_epochs": 2,
-}
 
 
 def test_notebooks_in_git_carry_no_outputs():
@@ -34,10 +25,9 @@ def test_each_notebook_has_one_parameters_cell_first():
 
 
 @pytest.mark.notebooks
-def test_all_notebooks_run_end_to_end(tmp_path):
-    run = tmp_path / "run"
-    params = {**TINY_PARAMS, "data_dir": str(tmp_path / "data")}
-    written = notebooks.run_all(run, params)
+def test_all_notebooks_run_end_to_end(notebook_run):
+    run, _ = notebook_run
+    written = sorted((run / "notebooks").glob("*.ipynb"))
     assert [p.name for p in written] == [p.name for p in notebooks.notebook_paths()]
     for name in ["01_clips_by_genre", "01_clips_by_drums", "02_balance", "02_examples",
                  "03_learning_curves", "03_confusion_mel", "03_confusion_seed",

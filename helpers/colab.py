@@ -1,0 +1,133 @@
+"""Colab set-up in one call: Google Drive, and FluidSynth with its soundfonts for the demo set.
+
+Every notebook's set-up cell clones the repository, installs it and calls `setup`; a stock
+Colab runtime has neither FluidSynth nor a General-MIDI soundfont, so `setup` installs them
+with apt (Colab runs as root). The cell only calls it on Colab, so the same notebooks run
+headless anywhere; called explicitly elsewhere, `setup` checks (and as root installs) the same.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import subprocess
+import sys
+
+import torch
+
+from helpers.config import DRIVE_MOUNT
+from helpers.demo import locate_soundfont
+
+# apt package -> the file it provides that the demo renderer needs.
+DEMO_PACKAGES: dict[str, str] = {
+    "libfluidsynth3": "libfluidsynth.so.3",
+    "fluid-soundfont-gm": "FluidR3_GM.sf2",
+    "timgm6mb-soundfont": "TimGM6mb.sf2",
+}
+# Epochs per model on a Colab runtime without a GPU: SeedCNN costs ~0.4 s per clip and step
+# on a CPU, so its 30 full-size epochs would take many hours there.
+CPU_EPOCHS: dict[str, int] = {"mel": 10, "seed": 1}
+GPU_HINT = "Runtime > Change runtime type > T4 GPU"
+
+
+class SetupError(RuntimeError):
+    """The runtime cannot be prepared; the message says what is missing and what to do."""
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def missing_demo_packages() -> list[str]:
+    """The apt packages of `DEMO_PACKAGES` whose files this machine lacks (found by what they
+    provide, so a soundfont copied by hand or a library built from source counts as present)."""
+    missing = []
+    for package, provides in DEMO_PACKAGES.items():
+        if provides.endswith(".sf2"):
+            present = locate_soundfont(provides) is not None
+        else:
+            present = ctypes.util.find_library("fluidsynth") is not None
+        if not present:
+            missing.append(package)
+    return missing
+
+
+def install_commands(packages: list[str]) -> list[list[str]]:
+    """The apt-get commands that install `packages` without questions."""
+    return [["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]]
+
+
+def install_packages(packages: list[str]) -> None:
+    """Install `packages` with apt-get as root; a `SetupError` names them when that cannot be."""
+    if not packages:
+        return
+    names = " ".join(packages)
+    fallback = ('or set source = "irmas" in the parameters cell to use the real IRMAS data, '
+                "which needs no FluidSynth")
+    if os.geteuid() != 0:
+        raise SetupError(f"the demo set needs {names}, and only root can install them: run "
+                         f"`sudo apt-get install {names}`, {fallback}")
+    print(f"installing {names} (apt-get) for the demo renderer ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in install_commands(packages):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SetupError(f"`{' '.join(command)}` failed ({why}); the demo set needs {names}. "
+                             f"Check the runtime's network and run this cell again, {fallback}")
+
+
+def ensure_demo_packages() -> list[str]:
+    """Install whatever the demo renderer lacks; returns what was installed (often nothing)."""
+    missing = missing_demo_packages()
+    install_packages(missing)
+    still = missing_demo_packages()
+    if still:
+        raise SetupError(f"after apt-get install, still missing: {' '.join(still)}")
+    return missing
+
+
+def mount_drive() -> None:
+    """Mount Google Drive at /content/drive, or say how to go on without it."""
+    from google.colab import drive
+
+    try:
+        drive.mount(str(DRIVE_MOUNT))
+    except Exception as err:  # Colab raises ValueError, MessageError, TimeoutError, ...
+        raise SetupError(
+            f"Google Drive did not mount ({err}). Run this cell again and allow access, or set "
+            "mount_drive = False in the parameters cell to keep data and runs on this runtime's "
+            "disk only (lost when it disconnects)."
+        ) from err
+
+
+def setup(source: str = "demo", mount: bool = True) -> None:
+    """Prepare this runtime: Drive (on Colab, when `mount`), FluidSynth and soundfonts (when
+    `source` is "demo"), and one line on the device training will use."""
+    if mount and in_colab():
+        mount_drive()
+    if source == "demo":
+        installed = ensure_demo_packages()
+        print(f"demo renderer: installed {' '.join(installed)}" if installed
+              else "demo renderer: FluidSynth and both soundfonts present")
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name()}")
+    else:
+        print(f"No GPU: running on the CPU with smaller defaults ({GPU_HINT} for full size).")
+
+
+def epochs_per_model(epochs: int | dict[str, int], names: list[str],
+                     cpu_colab: bool | None = None) -> dict[str, int]:
+    """Epochs for each model in `names`, from an int or a per-model dict; on a Colab runtime
+    without a GPU (`cpu_colab`, detected when None) capped at `CPU_EPOCHS`, and said so."""
+    wanted = {n: int(epochs[n] if isinstance(epochs, dict) else epochs) for n in names}
+    if cpu_colab is None:
+        cpu_colab = in_colab() and not torch.cuda.is_available()
+    if not cpu_colab:
+        return wanted
+    capped = {n: min(e, CPU_EPOCHS.get(n, e)) for n, e in wanted.items()}
+    if capped != wanted:
+        print(f"No GPU on this Colab runtime: epochs {capped} instead of {wanted} "
+              f"({GPU_HINT} for the full run).")
+    return capped

@@ -1,0 +1,107 @@
+"""The Colab set-up: one identical notebook cell, and the apt logic run for real on this machine."""
+
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import nbformat
+import pytest
+from conftest import REPO
+
+from helpers import colab, demo, notebooks
+
+
+def _code_cells(path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_every_notebook_has_the_same_set_up_cell_second():
+    cells = {p.name: _code_cells(p)[1].source for p in notebooks.notebook_paths(REPO / "notebooks")}
+    first = next(iter(cells.values()))
+    assert all(source == first for source in cells.values()), "set-up cells differ"
+    assert 'if "google.colab" in sys.modules:' in first
+    assert "%pip install -q /content/irmas-instruments" in first and " -e " not in first
+    assert "colab.setup(source=source, mount=mount_drive)" in first
+    assert "torch" not in first.split("%pip install", 1)[1].split("\n", 1)[0]
+
+
+def test_with_fluidsynth_and_soundfonts_present_nothing_is_installed(capsys):
+    assert colab.missing_demo_packages() == []
+    assert colab.ensure_demo_packages() == []
+    colab.setup(source="demo", mount=True)  # outside Colab: no Drive, nothing to install
+    out = capsys.readouterr().out
+    assert "FluidSynth and both soundfonts present" in out and "installing" not in out
+    assert "GPU" in out
+
+
+def test_missing_soundfonts_are_named_by_their_packages(tmp_path, monkeypatch):
+    tim = demo.locate_soundfont("TimGM6mb.sf2")
+    monkeypatch.setattr(demo, "SOUNDFONT_DIRS", (tmp_path,))
+    monkeypatch.setitem(sys.modules, "pretty_midi", None)
+    assert colab.missing_demo_packages() == ["fluid-soundfont-gm", "timgm6mb-soundfont"]
+    shutil.copy(tim, tmp_path / "TimGM6mb.sf2")  # a soundfont copied by hand counts
+    assert colab.missing_demo_packages() == ["fluid-soundfont-gm"]
+
+
+def test_the_install_command_is_non_interactive_apt():
+    update, install = colab.install_commands(["libfluidsynth3", "fluid-soundfont-gm"])
+    assert update == ["apt-get", "update", "-qq"]
+    assert install[:3] == ["apt-get", "install", "-y"]
+    assert install[-2:] == ["libfluidsynth3", "fluid-soundfont-gm"]
+
+
+def test_nothing_to_install_runs_nothing():
+    colab.install_packages([])  # no apt-get call, no error even without root
+
+
+def test_not_root_gets_an_error_naming_the_packages(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to drop to another user")
+    code = ("from helpers import colab\n"
+            "try:\n    colab.install_packages(['libfluidsynth3', 'timgm6mb-soundfont'])\n"
+            "except colab.SetupError as err:\n    print(err)\n")
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert "libfluidsynth3 timgm6mb-soundfont" in done.stdout and "root" in done.stdout
+    assert 'source = "irmas"' in done.stdout
+
+
+def test_the_real_apt_get_install_path():
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("apt-get install needs root")
+    reach = subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+    if reach.returncode != 0:
+        pytest.skip(f"apt is unreachable: {reach.stderr.strip()[-200:]}")
+    colab.install_packages(["libfluidsynth3"])  # present: apt-get runs and changes nothing
+    with pytest.raises(colab.SetupError, match="no-such-package-irmas.*source = \"irmas\""):
+        colab.install_packages(["no-such-package-irmas"])
+    assert colab.missing_demo_packages() == []
+
+
+def test_a_drive_that_fails_to_mount_says_how_to_go_on(monkeypatch):
+    def refuse(_where):
+        raise ValueError("mount failed")
+
+    google = types.ModuleType("google")
+    google.colab = types.ModuleType("google.colab")
+    google.colab.drive = types.SimpleNamespace(mount=refuse)
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", google.colab)
+    assert colab.in_colab()
+    with pytest.raises(colab.SetupError, match="mount_drive = False"):
+        colab.setup(source="irmas", mount=True)
+    colab.setup(source="irmas", mount=False)  # the user chose local storage: no error
+
+
+def test_epochs_per_model_and_the_cpu_cap_on_colab(capsys):
+    assert colab.epochs_per_model(30, ["mel", "seed"], cpu_colab=False) == {"mel": 30, "seed": 30}
+    assert colab.epochs_per_model({"mel": 5, "seed": 2}, ["seed"], cpu_colab=False) == {"seed": 2}
+    capped = colab.epochs_per_model(30, ["mel", "seed"], cpu_colab=True)
+    assert capped == {"mel": colab.CPU_EPOCHS["mel"], "seed": colab.CPU_EPOCHS["seed"]}
+    assert "No GPU" in capsys.readouterr().out
+    assert colab.epochs_per_model({"mel": 2}, ["mel"], cpu_colab=True) == {"mel": 2}
+    assert capsys.readouterr().out == ""  # already small: nothing to say
