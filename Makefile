@@ -2,7 +2,7 @@
 #   make demo   render the offline demo set and execute every notebook into runs/demo/
 #   make test   lint and run the tests
 # `make report` then rewrites the README's results block from runs/demo (helpers.report).
-# `make demo-full` then trains every model the seed's full 30 epochs (CPU: hours; GPU: minutes).
+# `make demo-full` then trains every model the 2020 project's full 30 epochs (CPU: hours; GPU: minutes).
 # Both create .venv when missing and install what they need.
 
 VENV := .venv
@@ -12,11 +12,11 @@ APT_PACKAGES := libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont
 # Local installs pin a torch/torchaudio pair that import together; Colab keeps its own.
 TORCH := torch==2.14.1 torchaudio==2.11.0
 DEMO_RUN := runs/demo
-# On this 2-core CPU the seed's 1D CNN costs ~0.4 s per clip and training step, MelCNN ~0.012 s:
-# the quick demo (~10 min) gives MelCNN 20 epochs per stage and the seed's CNN one epoch in Stage 1
-# and one of fine-tuning (enough to run each of the seed's methods: transfer head, fine-tuning),
-# and skips it from scratch on mixes. `make demo-full` trains everything for 30 epochs.
-DEMO_EPOCHS := "epochs={'mel': 20, 'seed': 1}" finetune_epochs=1 "from_scratch=['mel']"
+# On this 2-core CPU the 2020 project's 1D CNN (wave1d) costs ~0.4 s per clip and training step,
+# MelCNN ~0.012 s: the quick demo (~10 min) gives MelCNN 20 epochs per stage and wave1d one epoch
+# in Stage 1 and one of fine-tuning (enough to run each of the 2020 methods: transfer head,
+# fine-tuning), and skips it from scratch on mixes. `make demo-full` trains all for 30 epochs.
+DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1}" "from_scratch=['mel']"
 
 .PHONY: demo demo-full report test lint manifest system-deps clean
 
@@ -26,7 +26,7 @@ demo: system-deps $(STAMP)
 	@echo "README tables from this run: make report"
 
 demo-full: demo
-	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo epochs=30 finetune_epochs=30
+	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo epochs=30
 
 report: $(STAMP)
 	$(PY) -m helpers.report --run-dir $(DEMO_RUN) --write README.md

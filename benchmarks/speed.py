@@ -1,6 +1,7 @@
-"""Speed, measured in one run: training clips/s of SeedCNN vs MelCNN, loader clips/s of the
-decode-once cache vs the seed's per-item WAV load + normalise, a transfer-head epoch on
-precomputed features, and `helpers.predict` on a 3-minute stereo song on the CPU.
+"""Speed, measured in one run: training clips/s of Wave1DCNN (the 2020 project's 1D CNN) vs
+MelCNN, loader clips/s of the decode-once cache vs the 2020 project's per-item WAV load +
+normalise, a transfer-head epoch on precomputed features, and `helpers.predict` on a 3-minute
+stereo song on the CPU.
 
     python benchmarks/speed.py              # CPU figures (a few minutes on 2 cores)
     python benchmarks/speed.py --epoch      # also a Stage-1 epoch on 1,732 clips (GPU: seconds)
@@ -24,24 +25,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import audio, cache, checkpoints, demo, models, predict, runs, training
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
+from helpers.config import CLIP_SAMPLES, PROJECT_2020, SAMPLE_RATE
 from helpers.stage2 import LOSS
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def _train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
-                y: torch.Tensor, device: torch.device) -> None:
-    """One optimiser step as `training.fit` takes it (bfloat16 autocast on CUDA)."""
-    with training._autocast(device):
-        logits = model(x)
-    loss = loss_fn(logits.float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
 
 
 def train_rate(name: str, device: torch.device, batch: int, steps: int) -> float:
@@ -53,7 +43,7 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int) -> float
     y = torch.randint(0, 4, (batch,), device=device)
 
     def step() -> None:
-        _train_step(model, opt, nn.functional.cross_entropy, x, y, device)
+        training.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
 
     step()  # warm-up (allocations, kernels)
     _sync(device)
@@ -82,7 +72,7 @@ def drop_page_cache() -> bool:
 
 
 def wav_rate(root: Path, paths) -> float:
-    """Clips/s of the seed's way: read, normalise and crop every WAV, one at a time."""
+    """Clips/s of the 2020 project's way: read, normalise and crop every WAV, one at a time."""
     tic = time.perf_counter()
     for path in paths:
         audio.load_clip(root / path)
@@ -95,7 +85,7 @@ def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, flo
     paths = manifest.loc[manifest["split"] == "train", "path"].tolist()
     cold = wav_rate(root, paths) if drop_page_cache() else None
     warm = wav_rate(root, paths)
-    split = cache.load_split(cache.build_split(manifest, root, "train", root / "cache",
+    split = cache.load_split(cache.build_split(manifest, root, "train", root / "train.pt",
                                                progress=False), device)
     index, sign = split.balanced()
     batches = ClipBatches(split.waves, split.labels, 16, index, sign, shuffle=True)
@@ -118,13 +108,13 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     _sync(device)
     tic = time.perf_counter()
     for x, y in batches:
-        _train_step(model, opt, nn.functional.cross_entropy, x, y, device)
+        training.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
     _sync(device)
     return time.perf_counter() - tic
 
 
 def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int = 5) -> float:
-    """One epoch of the seed's transfer head on precomputed SeedCNN features (254 per mix);
+    """One epoch of the 2020 transfer head on precomputed Wave1DCNN features (254 per mix);
     2,265 mixes: IRMAS's 1,510 training clips, each in 3 pairs."""
     feats = torch.randn(mixes, 254, device=device)
     targets = torch.zeros(mixes, 4, device=device)
@@ -138,7 +128,7 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
         _sync(device)
         tic = time.perf_counter()
         for x, y in batches:
-            _train_step(head, opt, LOSS, x, y, device)
+            training.train_step(head, opt, LOSS, x, y, device)
         _sync(device)
         times.append(time.perf_counter() - tic)
     return float(np.median(times[1:]))
@@ -171,33 +161,36 @@ def main() -> None:
     print(f"machine: {env['device']} · {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
           f"{env['torch_threads']} threads, {env['date']}")
     rows = []
-    rate = {m: train_rate(m, device, 16, args.steps) for m in ("seed", "mel")}
-    flops = {m: gflop_per_clip(m) for m in ("seed", "mel")}
-    rows.append(("training clips/s, SeedCNN", f"{rate['seed']:.1f}"))
+    reported = PROJECT_2020["stage1"]["wave1d"]["seconds_per_epoch"]
+    reported_head = PROJECT_2020["stage2"]["transfer"]["seconds_per_epoch"]
+    rate = {m: train_rate(m, device, 16, args.steps) for m in ("wave1d", "mel")}
+    flops = {m: gflop_per_clip(m) for m in ("wave1d", "mel")}
+    rows.append(("training clips/s, Wave1DCNN", f"{rate['wave1d']:.1f}"))
     rows.append(("training clips/s, MelCNN", f"{rate['mel']:.1f}"))
-    rows.append(("MelCNN / SeedCNN training speed", f"{rate['mel'] / rate['seed']:.1f}x"))
-    rows.append(("forward GFLOP per clip, SeedCNN / MelCNN",
-                 f"{flops['seed']:.2f} / {flops['mel']:.3f} ({flops['seed'] / flops['mel']:.0f}x)"))
+    rows.append(("MelCNN / Wave1DCNN training speed", f"{rate['mel'] / rate['wave1d']:.1f}x"))
+    rows.append(("forward GFLOP per clip, Wave1DCNN / MelCNN",
+                 f"{flops['wave1d']:.2f} / {flops['mel']:.3f} "
+                 f"({flops['wave1d'] / flops['mel']:.0f}x)"))
     with tempfile.TemporaryDirectory() as tmp:
         manifest = demo.render_demo(tmp, recordings_per_class=10, test_songs=0, progress=False)
         cached, warm, cold = loader_rates(Path(tmp), manifest, device)
     if cold:
-        rows.append(("loader clips/s, per-item WAV load + normalise (seed), from disk",
+        rows.append(("loader clips/s, per-item WAV load + normalise (2020 way), from disk",
                      f"{cold:.0f}"))
     rows.append(("loader clips/s, the same from the page cache", f"{warm:.0f}"))
     rows.append((f"loader clips/s, decode-once cache on {device.type}", f"{cached:.0f}"))
     if cold:
         rows.append(("cache / WAV-from-disk loader speed", f"{cached / cold:.0f}x"))
     rows.append(("cache / WAV-from-page-cache loader speed", f"{cached / warm:.0f}x"))
-    rows.append(("transfer-head epoch, 2,265 mixes of features (seed: 0.33 s)",
+    rows.append((f"transfer-head epoch, 2,265 mixes of features (2020: {reported_head} s)",
                  f"{transfer_epoch_seconds(device) * 1000:.1f} ms"))
     with tempfile.TemporaryDirectory() as tmp:
-        for m in ("mel", "seed"):
+        for m in ("mel", "wave1d"):
             rows.append((f"predict a 3-minute stereo song on the CPU, {m}",
                          f"{predict_seconds(Path(tmp), m):.2f} s"))
     if args.epoch:
-        for m in ("seed", "mel"):
-            rows.append((f"Stage-1 epoch on 1,732 clips, {m} (seed: 93 s)",
+        for m in ("wave1d", "mel"):
+            rows.append((f"Stage-1 epoch on 1,732 clips, {m} (2020: {reported:.0f} s)",
                          f"{epoch_seconds(m, device):.1f} s"))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:

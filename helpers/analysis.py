@@ -22,12 +22,11 @@ from helpers.atomic import atomic_write
 from helpers.audio import AudioError, read_audio
 from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import CLASSES, IRMAS_TEST_SPLIT
+from helpers.layout import ModelFiles, RunLayout, as_layout
 from helpers.predict import HOP_SECONDS, Predictor, present
-from helpers.stage1 import STAGE_DIR as STAGE1_DIR
-from helpers.stage2 import STAGE_DIR as STAGE2_DIR
+from helpers.stage1 import STAGE as STAGE1
+from helpers.stage2 import STAGE as STAGE2
 from helpers.stage2 import cached_features, load_mixes
-
-ANALYSIS_DIR = "analysis"
 
 
 @dataclass
@@ -82,59 +81,58 @@ def _one_hot(index: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.one_hot(index, len(CLASSES)).float()
 
 
-def _checkpoints(run_dir: Path, stage_dir: str) -> list[Path]:
-    return sorted((run_dir / stage_dir).glob("*/best.pt"))
+def _trained(run: RunLayout, stage: str, notebook: str) -> list[ModelFiles]:
+    trained = run.trained(stage)
+    if not trained:
+        raise FileNotFoundError(f"{run.root / stage}: no trained model; run "
+                                f"notebooks/{notebook}.ipynb first")
+    return trained
 
 
-def test_clips(run_dir: str | Path, device: str | None = None) -> dict[str, Evaluation]:
+def evaluate_clips(run: RunLayout | str | Path, device: str | None = None
+                   ) -> dict[str, Evaluation]:
     """Each Stage-1 model's best checkpoint on the test clips: softmax, named = arg-max."""
-    run_dir = Path(run_dir)
+    run = as_layout(run)
     dev = training.pick_device(device)
-    test = cache.load_split(run_dir / "cache" / "test.pt")
+    test = cache.load_split(run.cache("test"))
     batches = ClipBatches(test.waves, test.labels, 64)
     out = {}
-    for path in _checkpoints(run_dir, STAGE1_DIR):
-        model, _ = checkpoints.load_model(path, dev)
+    for files in _trained(run, STAGE1, "03_stage1_train"):
+        model, _ = checkpoints.load_model(files.best, dev)
         logits, labels = training.predict(model, batches, dev)
         probs = logits.softmax(dim=1)
-        out[path.parent.name] = Evaluation(path.parent.name, test.paths, probs, _one_hot(labels),
-                                           _one_hot(probs.argmax(dim=1)),
-                                           lambda i, w=test.waves: w[i].float())
-    if not out:
-        raise FileNotFoundError(f"{run_dir / STAGE1_DIR}: no trained model; run "
-                                "notebooks/03_stage1_train.ipynb first")
+        out[files.name] = Evaluation(files.name, test.paths, probs, _one_hot(labels),
+                                     _one_hot(probs.argmax(dim=1)),
+                                     lambda i, w=test.waves: w[i].float())
     return out
 
 
-def test_mixes(run_dir: str | Path, device: str | None = None, threshold: float = 0.5
-               ) -> dict[str, Evaluation]:
+def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
+                   threshold: float = 0.5) -> dict[str, Evaluation]:
     """Each Stage-2 variant's best checkpoint on the test mixes: sigmoid, named at `threshold`
     (the rule notebook 05's "threshold" scores use)."""
-    run_dir = Path(run_dir)
+    run = as_layout(run)
     dev = training.pick_device(device)
-    waves, plan = load_mixes(run_dir, splits=("test",))["test"]
+    waves, plan = load_mixes(run, splits=("test",))["test"]
     names = [mixing.mix_name(plan, i) for i in range(len(plan))]
     out = {}
-    for path in _checkpoints(run_dir, STAGE2_DIR):
-        model, meta = checkpoints.load_model(path, dev)
+    for files in _trained(run, STAGE2, "05_stage2_train"):
+        model, meta = checkpoints.load_model(files.best, dev)
         if meta["model"] == "transfer":
-            batches = TensorBatches(*cached_features(run_dir, dev, progress=False)["test"], 256)
+            batches = TensorBatches(*cached_features(run, dev, progress=False)["test"], 256)
         else:
             batches = mixing.MixBatches(waves, plan, 64)
         logits, targets = training.predict(model, batches, dev)
         probs = logits.sigmoid()
-        out[path.parent.name] = Evaluation(
-            path.parent.name, names, probs, targets, (probs >= threshold).float(),
+        out[files.name] = Evaluation(
+            files.name, names, probs, targets, (probs >= threshold).float(),
             lambda i, p=plan: mixing.mix(waves, p.sources[i:i + 1], p.gains[i:i + 1])[0])
-    if not out:
-        raise FileNotFoundError(f"{run_dir / STAGE2_DIR}: no trained model; run "
-                                "notebooks/05_stage2_train.ipynb first")
     return out
 
 
-def excerpt_rows(run_dir: str | Path) -> tuple[pd.DataFrame, Path]:
+def excerpt_rows(run: RunLayout | str | Path) -> tuple[pd.DataFrame, Path]:
     """The test excerpts of the run's data set whose files are there, and the data folder."""
-    manifest, data_dir, source = runs.load_dataset(run_dir)
+    manifest, data_dir, source = runs.load_dataset(run)
     rows = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
     found = rows[[(data_dir / p).is_file() for p in rows["path"]]]
     if found.empty:
@@ -149,18 +147,18 @@ def excerpt_rows(run_dir: str | Path) -> tuple[pd.DataFrame, Path]:
     return found.reset_index(drop=True), data_dir
 
 
-def test_excerpts(run_dir: str | Path, hop_seconds: float = HOP_SECONDS,
-                  device: str | None = None, progress: bool = True) -> dict[str, Evaluation]:
+def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECONDS,
+                      device: str | None = None, progress: bool = True) -> dict[str, Evaluation]:
     """Every audio model (Stage 1 and Stage 2; not the transfer head, which reads features) on
     the whole test excerpts, through `helpers.predict`'s windows. Keys: `stage1/mel`, …"""
-    run_dir = Path(run_dir)
-    rows, data_dir = excerpt_rows(run_dir)
+    run = as_layout(run)
+    rows, data_dir = excerpt_rows(run)
     dev = str(training.pick_device(device))
-    predictors = {f"{stage}/{path.parent.name}": Predictor(path, dev, hop_seconds)
-                  for stage in (STAGE1_DIR, STAGE2_DIR) for path in _checkpoints(run_dir, stage)
-                  if path.parent.name != "transfer"}
+    predictors = {f"{stage}/{files.name}": Predictor(files.best, dev, hop_seconds)
+                  for stage in (STAGE1, STAGE2) for files in run.trained(stage)
+                  if files.name != "transfer"}
     if not predictors:
-        raise FileNotFoundError(f"{run_dir}: no trained model; run notebooks 03 and 05 first")
+        raise FileNotFoundError(f"{run.root}: no trained model; run notebooks 03 and 05 first")
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in predictors}
     kept, targets = [], []
     for path, labels in tqdm(list(zip(rows["path"], rows["instruments"])), desc="excerpts",
@@ -194,7 +192,9 @@ def scores_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
                      "micro F1": s["micro_f1"], "macro F1": s["macro_f1"],
                      "per-label acc": s["per_label_accuracy"],
                      "count acc": s["count_accuracy"]})
-    return pd.DataFrame(rows).set_index("model")
+    table = pd.DataFrame(rows).set_index("model")
+    table.attrs["percent"] = ["exact match", "micro F1", "macro F1", "per-label acc", "count acc"]
+    return table
 
 
 def f1_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
@@ -202,20 +202,25 @@ def f1_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     return pd.DataFrame({name: ev.scores()["f1"] for name, ev in evaluations.items()}).T
 
 
-def save(run_dir: str | Path, sections: dict[str, dict[str, Evaluation]], **settings
+def best(evaluations: dict[str, Evaluation]) -> str:
+    """The model with the most exact matches (ties: the first), for the audio browsers."""
+    return max(evaluations, key=lambda name: evaluations[name].scores()["exact_match"])
+
+
+def save(run: RunLayout | str | Path, sections: dict[str, dict[str, Evaluation]], **settings
          ) -> Path:
-    """Write `analysis/metrics.json` (scores per section and model, where it ran) and
-    `analysis/<section>.csv` (per-item predictions) into the run folder."""
-    out = Path(run_dir) / ANALYSIS_DIR
-    _, _, source = runs.load_dataset(run_dir)
+    """Write the analysis scores (per section and model, where it ran) and per-item
+    predictions (`<section>.csv`) into the run folder."""
+    run = as_layout(run)
+    _, _, source = runs.load_dataset(run)
     for section, evaluations in sections.items():
         table = pd.concat({name: ev.frame() for name, ev in evaluations.items()},
                           names=["model", "row"]).reset_index(level=0)
-        path = out / f"{section}.csv"
-        atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
+        atomic_write(run.analysis_table(section),
+                     lambda tmp, t=table: t.to_csv(tmp, index=False))
     result = {"source": source, "settings": settings,
               "environment": runs.environment(str(training.pick_device())),
               **{section: {name: {"items": len(ev), **ev.scores()}
                            for name, ev in evaluations.items()}
                  for section, evaluations in sections.items()}}
-    return runs.write_json(out / "metrics.json", result)
+    return runs.write_json(run.analysis, result)

@@ -7,6 +7,8 @@ perfectly would teach nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torchaudio
@@ -16,8 +18,10 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from helpers.cache import CachedSplit
+from helpers import results
+from helpers.cache import CachedSplit, load_split
 from helpers.config import SAMPLE_RATE, SEED
+from helpers.layout import RunLayout, as_layout
 
 
 @torch.no_grad()
@@ -50,3 +54,13 @@ def evaluate(train: CachedSplit, splits: dict[str, CachedSplit], kind: str = "lo
         name: float(accuracy_score(split.labels.numpy(), model.predict(logmel_stats(split.waves))))
         for name, split in splits.items()
     }
+
+
+def run_baseline(run: RunLayout | str | Path, kind: str = "logreg") -> results.BaselineResult:
+    """Fit `kind` on the run's cached training split, score val and test, save the record."""
+    run = as_layout(run)
+    train, val, test = (load_split(run.cache(s)) for s in ("train", "val", "test"))
+    scores = evaluate(train, {"val": val, "test": test}, kind)
+    result = results.BaselineResult(kind, scores["val"], scores["test"])
+    results.save(run.baseline(kind), result)
+    return result

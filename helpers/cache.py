@@ -7,7 +7,6 @@ reused as long as the manifest rows and audio parameters are the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -19,7 +18,9 @@ from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, load_clip
-from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, SEED
+from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, SEED, SPLITS
+from helpers.freshness import content_key
+from helpers.layout import RunLayout
 from helpers.splits import balance_train
 
 FORMAT_VERSION = 1
@@ -33,9 +34,14 @@ class CachedSplit:
     labels: torch.Tensor
     paths: list[str]
     skipped: list[tuple[str, str]]
+    key: str  # what it was built from (`cache_key`); artefacts derived from it record this
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def first_of_each_class(self) -> list[int]:
+        """Index of the first clip of each class present (for listening and plots)."""
+        return [int((self.labels == c).nonzero()[0]) for c in sorted(set(self.labels.tolist()))]
 
     def balanced(self, seed: int = SEED) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices into `waves` and signs (+1/-1) that balance the classes by sign-flip copies."""
@@ -55,27 +61,25 @@ def _file_id(file: Path, md5: str) -> str:
 def cache_key(rows: pd.DataFrame, root: Path) -> str:
     """Fingerprint of what a cache was built from: file list, checksums, audio parameters."""
     ids = [(path, _file_id(root / path, md5)) for path, md5 in zip(rows["path"], rows["md5"])]
-    spec = {"rows": ids, "sr": SAMPLE_RATE, "len": CLIP_SAMPLES, "v": FORMAT_VERSION}
-    return hashlib.sha256(json.dumps(spec).encode()).hexdigest()
+    return content_key({"rows": ids, "sr": SAMPLE_RATE, "len": CLIP_SAMPLES, "v": FORMAT_VERSION})
 
 
 def build_split(
     manifest: pd.DataFrame,
     root: str | Path,
     split: str,
-    cache_dir: str | Path,
+    target: str | Path,
     progress: bool = True,
 ) -> Path:
-    """Decode the clips of `split` under `root` into `cache_dir/<split>.pt` (reused if current).
+    """Decode the clips of `split` under `root` into the file `target` (reused if current).
 
     Files that cannot be decoded are skipped, recorded in the cache and reported in a warning;
     every other clip is kept.
     """
-    root, cache_dir = Path(root), Path(cache_dir)
+    root, target = Path(root), Path(target)
     rows = manifest[manifest["split"] == split].sort_values("path")
     if rows.empty:
         raise ValueError(f"split {split!r} has no rows in the manifest")
-    target = cache_dir / f"{split}.pt"
     stamp = target.with_suffix(".json")  # read without loading the tensors
     key = cache_key(rows, root)
     if target.is_file() and stamp.is_file() and json.loads(stamp.read_text())["key"] == key:
@@ -117,4 +121,17 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
         )
     data = torch.load(path, map_location=device, weights_only=True)
     return CachedSplit(data["waves"], data["labels"], data["paths"],
-                       [tuple(s) for s in data["skipped"]])
+                       [tuple(s) for s in data["skipped"]], data["key"])
+
+
+def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True
+              ) -> dict[str, CachedSplit]:
+    """Build (or reuse) and load the cache of every split of the run."""
+    return {s: load_split(build_split(manifest, root, s, run.cache(s), progress))
+            for s in SPLITS}
+
+
+def sizes(cached: dict[str, CachedSplit]) -> pd.DataFrame:
+    """Clips, size in memory and skipped files per split."""
+    return pd.DataFrame({s: {"clips": len(c), "MiB": round(c.waves.nbytes / 2**20),
+                             "skipped": len(c.skipped)} for s, c in cached.items()})

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from helpers.config import DRIVE_MOUNT
+from helpers.config import DRIVE_MOUNT, TrainingConfig
 from helpers.demo import locate_soundfont
 
 # apt package -> the file it provides that the demo renderer needs.
@@ -24,9 +24,9 @@ DEMO_PACKAGES: dict[str, str] = {
     "fluid-soundfont-gm": "FluidR3_GM.sf2",
     "timgm6mb-soundfont": "TimGM6mb.sf2",
 }
-# Epochs per model on a Colab runtime without a GPU: SeedCNN costs ~0.4 s per clip and step
+# Epochs per model on a Colab runtime without a GPU: Wave1DCNN costs ~0.4 s per clip and step
 # on a CPU, so its 30 full-size epochs would take many hours there.
-CPU_EPOCHS: dict[str, int] = {"mel": 10, "seed": 1}
+CPU_EPOCHS: dict[str, int] = {"mel": 10, "wave1d": 1, "wave1d-finetune": 1}
 GPU_HINT = "Runtime > Change runtime type > T4 GPU"
 
 
@@ -117,17 +117,20 @@ def setup(source: str = "demo", mount: bool = True) -> None:
         print(f"No GPU: running on the CPU with smaller defaults ({GPU_HINT} for full size).")
 
 
-def epochs_per_model(epochs: int | dict[str, int], names: list[str],
-                     cpu_colab: bool | None = None) -> dict[str, int]:
-    """Epochs for each model in `names`, from an int or a per-model dict; on a Colab runtime
-    without a GPU (`cpu_colab`, detected when None) capped at `CPU_EPOCHS`, and said so."""
-    wanted = {n: int(epochs[n] if isinstance(epochs, dict) else epochs) for n in names}
+def for_runtime(config: TrainingConfig, cpu_colab: bool | None = None) -> TrainingConfig:
+    """`config`, with epochs capped at `CPU_EPOCHS` per model on a Colab runtime without a GPU
+    (`cpu_colab`, detected when None), saying so; unchanged anywhere else."""
     if cpu_colab is None:
         cpu_colab = in_colab() and not torch.cuda.is_available()
     if not cpu_colab:
-        return wanted
-    capped = {n: min(e, CPU_EPOCHS.get(n, e)) for n, e in wanted.items()}
-    if capped != wanted:
-        print(f"No GPU on this Colab runtime: epochs {capped} instead of {wanted} "
+        return config
+    capped = config
+    for name, cap in CPU_EPOCHS.items():
+        if config.for_model(name).epochs > cap:
+            capped = capped.with_model(name, epochs=cap)
+    if capped != config:
+        wanted = {n: config.for_model(n).epochs for n in CPU_EPOCHS}
+        now = {n: capped.for_model(n).epochs for n in CPU_EPOCHS}
+        print(f"No GPU on this Colab runtime: epochs {now} instead of {wanted} "
               f"({GPU_HINT} for the full run).")
     return capped

@@ -10,7 +10,6 @@ writes one of the same form.
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
 from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SEED
+from helpers.freshness import file_digest
 from helpers.splits import grouped_split
 
 ALL_CODES: tuple[str, ...] = (
@@ -202,11 +202,7 @@ def manifest_copies() -> tuple[Path, Path]:
 
 
 def md5sum(path: str | Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def verify(manifest: pd.DataFrame, root: str | Path, progress: bool = True) -> pd.DataFrame:
@@ -225,6 +221,24 @@ def verify(manifest: pd.DataFrame, root: str | Path, progress: bool = True) -> p
         elif md5 and (actual := md5sum(file)) != md5:
             problems.append((path, f"md5 {actual}, expected {md5}"))
     return pd.DataFrame(problems, columns=["path", "problem"])
+
+
+def check_files(manifest: pd.DataFrame, root: str | Path) -> None:
+    """`verify`, raising with the first problems and what to do when any file is missing or
+    differs from the manifest."""
+    problems = verify(manifest, root)
+    if len(problems):
+        shown = "; ".join(f"{p} ({why})" for p, why in problems.head(5).itertuples(index=False))
+        raise RuntimeError(
+            f"{len(problems)} file(s) under {root} are missing or differ from the manifest, "
+            f"e.g. {shown}. Delete that folder's archives and run notebooks/01_download.ipynb "
+            "again.")
+
+
+def excerpt_label_counts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Test excerpts per instrument combination (the labels of IRMAS's test files)."""
+    test = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
+    return test["instruments"].value_counts().rename("excerpts").to_frame()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 import torch
 
@@ -149,6 +150,31 @@ def instruments(plan: MixPlan, i: int) -> list[str]:
 def mix_name(plan: MixPlan, i: int) -> str:
     """`0007_gac+pia`: the mix number and the instruments in it."""
     return f"{i:04d}_{'+'.join(instruments(plan, i))}"
+
+
+def by_combination(plan: MixPlan) -> dict[str, list[int]]:
+    """Mix indices grouped by their instruments (`gac+pia` -> [0, 7, ...]), sorted by name."""
+    groups: dict[str, list[int]] = {}
+    for i in range(len(plan)):
+        groups.setdefault("+".join(instruments(plan, i)), []).append(i)
+    return dict(sorted(groups.items()))
+
+
+def summary(plans: dict[str, MixPlan]) -> pd.DataFrame:
+    """Per split: mixes, distinct clips used, and the most uses of one clip."""
+    table = {}
+    for split, plan in plans.items():
+        used = plan.sources[plan.sources >= 0]
+        table[split] = {"mixes": len(plan), "clips used": int(used.unique().numel()),
+                        "max uses of a clip": int(used.bincount().max())}
+    return pd.DataFrame(table)
+
+
+def export_examples(waves: torch.Tensor, plan: MixPlan, folder: str | Path,
+                    per_combination: int = 2) -> list[Path]:
+    """The first `per_combination` mixes of every instrument combination as WAVs."""
+    items = [i for group in by_combination(plan).values() for i in group[:per_combination]]
+    return export_wavs(waves, plan, folder, items)
 
 
 def export_wavs(waves: torch.Tensor, plan: MixPlan, folder: str | Path,

@@ -1,4 +1,5 @@
-"""The networks: the seed's 1D CNN reproduced exactly, and a compact log-mel 2D CNN.
+"""The networks: the 2020 project's 1D CNN on raw audio (`wave1d`) reproduced exactly, and a
+compact log-mel 2D CNN (`mel`).
 
 Both take peak-normalised stereo audio `[B, 2, 132299]` and return logits `[B, n_outputs]`;
 `features()` returns the embedding before the classifier, which Stage 2's transfer head uses.
@@ -12,29 +13,30 @@ from torch import nn
 
 from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 
-# (in, out, kernel, pool) of the seed's six Conv1d -> ReLU -> MaxPool1d -> BatchNorm1d blocks.
-SEED_BLOCKS = ((2, 64, 11, 2), (64, 64, 9, 2), (64, 64, 7, 4), (64, 32, 5, 4), (32, 16, 5, 4),
+# (in, out, kernel, pool) of the 2020 project's six Conv1d-ReLU-MaxPool1d-BatchNorm1d blocks.
+WAVE1D_BLOCKS = ((2, 64, 11, 2), (64, 64, 9, 2), (64, 64, 7, 4), (64, 32, 5, 4), (32, 16, 5, 4),
                (16, 2, 5, 4))
 
 
-def _seed_out_length(length: int) -> int:
-    for _, _, kernel, pool in SEED_BLOCKS:
+def _wave1d_out_length(length: int) -> int:
+    for _, _, kernel, pool in WAVE1D_BLOCKS:
         length = (length - kernel + 1) // pool
     return length
 
 
-class SeedCNN(nn.Module):
-    """The seed's "best architecture": 81,166 conv + linear parameters on `[B, 2, 132299]`."""
+class Wave1DCNN(nn.Module):
+    """The 2020 project's "best architecture": 81,166 conv + linear parameters on stereo
+    `[B, 2, 132299]` waveforms."""
 
     def __init__(self, n_outputs: int = len(CLASSES), length: int = CLIP_SAMPLES,
                  dropout: float = 0.3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for c_in, c_out, kernel, pool in SEED_BLOCKS:
+        for c_in, c_out, kernel, pool in WAVE1D_BLOCKS:
             layers += [nn.Conv1d(c_in, c_out, kernel), nn.ReLU(), nn.MaxPool1d(pool),
                        nn.BatchNorm1d(c_out)]
         self.extractor = nn.Sequential(*layers, nn.Flatten())
-        self.n_features = SEED_BLOCKS[-1][1] * _seed_out_length(length)  # 2 x 127 = 254
+        self.n_features = WAVE1D_BLOCKS[-1][1] * _wave1d_out_length(length)  # 2 x 127 = 254
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.n_features, n_outputs))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +72,7 @@ class MelCNN(nn.Module):
 
     A small VGG-style spectrogram CNN as in Han et al. (2017, predominant-instrument recognition
     on IRMAS) with PANNs' (Kong et al., 2020) per-band input batch norm and max+mean pooling
-    over time, sized for ~20x less compute per clip than SeedCNN. Unlike PANNs it keeps the
+    over time, sized for ~20x less compute per clip than Wave1DCNN. Unlike PANNs it keeps the
     frequency axis (channels x 6 remaining bands) instead of averaging it away: timbre lives in
     the spectral envelope, and on the demo set this raised validation accuracy markedly.
     """
@@ -96,8 +98,8 @@ class MelCNN(nn.Module):
 
 
 class TransferHead(nn.Module):
-    """The seed's Stage-2 transfer head on frozen Stage-1 features: Dropout(0.2) -> 254->100
-    -> 100->50 -> 50->4, no activations in between (30,754 parameters), as the seed had it."""
+    """The 2020 project's Stage-2 transfer head on frozen Stage-1 features: Dropout(0.2) -> 254->100
+    -> 100->50 -> 50->4, no activations in between (30,754 parameters), as it had it."""
 
     def __init__(self, n_features: int = 254, n_outputs: int = len(CLASSES),
                  dropout: float = 0.2) -> None:
@@ -109,11 +111,15 @@ class TransferHead(nn.Module):
         return self.layers(features)
 
 
-MODELS: dict[str, type[nn.Module]] = {"seed": SeedCNN, "mel": MelCNN, "transfer": TransferHead}
+MODELS: dict[str, type[nn.Module]] = {"wave1d": Wave1DCNN, "mel": MelCNN,
+                                      "transfer": TransferHead}
+# Names older checkpoints used: "seed" was the 2020 project's 1D CNN (same weights, new name).
+RENAMED = {"seed": "wave1d"}
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    """A model by its short name (`seed`, `mel` or `transfer`)."""
+    """A model by its short name (`wave1d`, `mel` or `transfer`)."""
+    name = RENAMED.get(name, name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](**kwargs)

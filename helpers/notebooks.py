@@ -11,6 +11,8 @@ import ast
 import time
 from pathlib import Path
 
+from helpers.layout import RunLayout
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -36,7 +38,7 @@ def run_all(
     """
     import papermill as pm
 
-    out_dir = Path(run_dir) / "notebooks"
+    out_dir = RunLayout(run_dir).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"run_dir": str(Path(run_dir).resolve()), **params}
     written = []
@@ -55,11 +57,22 @@ def run_all(
     return written
 
 
-def _value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+def parse_settings(items: list[str]) -> dict:
+    """`["epochs={'mel': 2}", "source=demo"]` -> `{"epochs": {"mel": 2}, "source": "demo"}`:
+    Python literals where they parse, else the text; folders made absolute."""
+    params = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"{item!r}: expected NAME=VALUE, e.g. epochs=3")
+        try:
+            params[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[name] = text
+    for key in ("data_dir", "home"):
+        if key in params:
+            params[key] = str(Path(params[key]).resolve())
+    return params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,11 +82,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="notebook parameters, e.g. source=demo epochs=3")
     parser.add_argument("--only", nargs="*", help="run only notebooks starting with these")
     args = parser.parse_args(argv)
-    params = dict(item.split("=", 1) for item in args.set)
-    params = {k: _value(v) for k, v in params.items()}
-    for key in ("data_dir", "home"):
-        if key in params:
-            params[key] = str(Path(params[key]).resolve())
+    try:
+        params = parse_settings(args.set)
+    except ValueError as err:
+        parser.error(str(err))
     run_all(args.run_dir, params, only=args.only)
 
 

@@ -10,16 +10,20 @@ import seaborn as sns
 import torch
 import torchaudio
 
-from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
-from helpers.mixing import instruments
+from helpers.cache import CachedSplit
+from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE, SEED
+from helpers.layout import RunLayout, as_layout
+from helpers.metrics import combination_confusion, confusion, count_confusion
+from helpers.mixing import by_combination
+from helpers.splits import balance_train
 
 sns.set_theme(style="whitegrid", context="notebook")
 PALETTE = dict(zip(CLASSES, sns.color_palette("deep", len(CLASSES))))
 
 
-def save(fig: plt.Figure, run_dir: str | Path, name: str) -> Path:
-    """Save `fig` as `run_dir/figures/<name>.png` and return the path."""
-    path = Path(run_dir) / "figures" / f"{name}.png"
+def save(fig: plt.Figure, run: RunLayout | str | Path, name: str) -> Path:
+    """Save `fig` as the run's figure `name` (a PNG) and return the path."""
+    path = as_layout(run).figure(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
@@ -82,13 +86,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], score: str = "accuracy")
     return fig
 
 
-def count_and_share(counts: pd.DataFrame, title: str = "", share: str = "share of each row"
-                    ) -> plt.Figure:
-    """A count table as two heatmaps side by side: counts, and each row as shares (recall)."""
-    counts = counts.astype(int)
+def _count_and_share(counts: pd.DataFrame, title: str, share: str, axes) -> None:
     rows = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
-    width = 1.1 * counts.shape[1] + 2.5
-    fig, axes = plt.subplots(1, 2, figsize=(2 * width, 0.55 * counts.shape[0] + 1.7))
     sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0])
     sns.heatmap(rows, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, cbar=False,
                 ax=axes[1])
@@ -98,14 +97,20 @@ def count_and_share(counts: pd.DataFrame, title: str = "", share: str = "share o
         ax.tick_params(axis="y", rotation=0)
         ax.tick_params(axis="x", rotation=30 if max(len(str(c)) for c in counts.columns) > 3
                        else 0)
-    fig.tight_layout()
-    return fig
 
 
-def confusion(matrix, labels: list[str], title: str = "") -> plt.Figure:
-    """Counts and row-normalised (recall) confusion matrices side by side."""
-    counts = pd.DataFrame(matrix, index=labels, columns=labels)
-    return count_and_share(counts, title, "share of each true class")
+def count_and_share(counts: pd.DataFrame, title: str = "", share: str = "share of each row"
+                    ) -> plt.Figure:
+    """A count table as two heatmaps side by side: counts, and each row as shares (recall)."""
+    return confusions({title: counts}, share)
+
+
+def result_confusions(results: dict) -> plt.Figure:
+    """Stage-1 test confusion matrices of trained models (`results.TrainResult`), a row each."""
+    names = [CLASS_NAMES[c] for c in CLASSES]
+    return confusions({f"{model}, test clips": pd.DataFrame(r.test["confusion"], index=names,
+                                                            columns=names)
+                       for model, r in results.items()})
 
 
 def f1_bars(f1: pd.DataFrame, title: str = "F1 per instrument") -> plt.Figure:
@@ -123,11 +128,63 @@ def f1_bars(f1: pd.DataFrame, title: str = "F1 per instrument") -> plt.Figure:
 
 def mix_counts(plans: dict) -> plt.Figure:
     """Mixes per instrument combination and split."""
-    rows = pd.DataFrame([{"split": split, "instruments": "+".join(instruments(plan, i))}
-                         for split, plan in plans.items() for i in range(len(plan))])
-    table = pd.crosstab(rows["instruments"], rows["split"])
+    table = pd.DataFrame({split: {combo: len(items) for combo, items in
+                                  by_combination(plan).items()}
+                          for split, plan in plans.items()}).fillna(0)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(table) + 1.2))
     table[list(plans)].plot.barh(ax=ax, stacked=True, width=0.75, colormap="Set2")
     ax.set(xlabel="mixes", ylabel="", title="Mixes per instrument combination")
     ax.legend(title="split", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
     return fig
+
+
+def balance(train: pd.DataFrame, seed: int = SEED) -> plt.Figure:
+    """Training clips per instrument before and after sign-flip balancing (`splits`)."""
+    return balance_counts(train["instrument"].value_counts(),
+                          balance_train(train, seed)["instrument"].value_counts())
+
+
+def class_examples(split: CachedSplit) -> plt.Figure:
+    """Waveform and log-mel spectrogram of the first clip of each instrument in a split."""
+    picks = split.first_of_each_class()
+    return examples(split.waves[picks], [CLASSES[int(split.labels[i])] for i in picks])
+
+
+def stage_curves(run: RunLayout | str | Path, stage: str, score: str = "accuracy",
+                 names: list[str] | None = None) -> plt.Figure:
+    """Learning curves of every trained model of `stage` (or of `names`), from their histories."""
+    run = as_layout(run)
+    folders = [run.model(stage, n) for n in names] if names else run.trained(stage)
+    fig = learning_curves({f.name: pd.read_csv(f.history_csv) for f in folders}, score=score)
+    fig.suptitle(stage, y=1.03)
+    return fig
+
+
+def confusions(tables: dict[str, pd.DataFrame], share: str = "share of each true class"
+               ) -> plt.Figure:
+    """Several count tables in one figure, a row each: counts, and each row as shares."""
+    n_cols = max(t.shape[1] for t in tables.values())
+    n_rows = sum(t.shape[0] for t in tables.values())
+    fig, axes = plt.subplots(len(tables), 2, squeeze=False,
+                             figsize=(2 * (1.1 * n_cols + 2.5), 0.55 * n_rows + 1.9 * len(tables)))
+    for (title, counts), row in zip(tables.items(), axes):
+        _count_and_share(counts.astype(int), title, share, row)
+    fig.tight_layout()
+    return fig
+
+
+def clip_confusions(evaluations: dict) -> plt.Figure:
+    """Stage-1 confusion matrices (rows: true instrument) of every model, one row each."""
+    names = [CLASS_NAMES[c] for c in CLASSES]
+    return confusions({f"{model}, test clips": pd.DataFrame(
+        confusion(ev.targets.argmax(1), ev.pred.argmax(1)), index=names, columns=names)
+        for model, ev in evaluations.items()})
+
+
+def combination_confusions(ev, title: str) -> plt.Figure:
+    """The 2020 project's pair matrix for every number of instruments present (+ *Other* for
+    a wrong count), and the count matrix, for one evaluation."""
+    tables = {f"{title}, {k} playing": combination_confusion(ev.targets, ev.pred, k)
+              for k in sorted(set(ev.targets.sum(1).int().tolist()))}
+    tables[f"{title}: how many named"] = count_confusion(ev.targets, ev.pred)
+    return confusions(tables, "share of each row")

@@ -96,8 +96,9 @@ class Predictor:
         self.model, self.meta = load_model(checkpoint, map_location=device)
         if self.meta["model"] == "transfer":
             raise CheckpointError(
-                f"{checkpoint}: a transfer head reads SeedCNN features, not audio; use a Stage-1 "
-                "checkpoint or a Stage-2 CNN (stage2/mel/best.pt, stage2/seed-finetune/best.pt)")
+                f"{checkpoint}: a transfer head reads Wave1DCNN features, not audio; use a "
+                "Stage-1 checkpoint or a Stage-2 CNN (stage2/mel/best.pt, "
+                "stage2/wave1d-finetune/best.pt)")
         self.hop_seconds, self.threshold = hop_seconds, threshold
 
     @property

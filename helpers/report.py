@@ -3,67 +3,71 @@
     python -m helpers.report --run-dir runs/demo                  # print the markdown
     python -m helpers.report --run-dir runs/demo --write README.md  # replace the results block
 
-Numbers come from the JSON files notebooks 02, 03, 05 and 06 wrote; the seed's reported ones
-from `helpers.config`. Each table names the data it was measured on, and the header names the
-machine, so demo-set numbers are never mistaken for IRMAS ones.
+Numbers come from the records notebooks 02, 03, 05 and 06 wrote; the 2020 project's reported
+ones from `config.PROJECT_2020`. Each table names the data it was measured on, and the header
+names the machine, so demo-set numbers are never mistaken for IRMAS ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from helpers import mixing, runs
-from helpers.analysis import ANALYSIS_DIR
+from helpers import mixing, results, runs
 from helpers.atomic import atomic_write
 from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SPLITS
-from helpers.stage1 import STAGE_DIR as STAGE1_DIR
+from helpers.layout import RunLayout, as_layout
+from helpers.stage1 import STAGE as STAGE1
 from helpers.stage1 import results_table as stage1_table
-from helpers.stage2 import MIX_DIR
-from helpers.stage2 import STAGE_DIR as STAGE2_DIR
+from helpers.stage2 import STAGE as STAGE2
 from helpers.stage2 import results_table as stage2_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-PERCENT = {"accuracy", "val", "test", "per-label acc", "exact", "micro F1", "macro F1", "count acc",
-           "exact (k known)", "LRAP", "exact match", *(f"F1 {c}" for c in CLASSES)}
 
 
-def _cell(column: str, value) -> str:
+def _cell(value, percent: bool) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
-    if column in PERCENT:
+    if percent:
         return f"{value:.1%}"
-    if column == "s/epoch":
+    if isinstance(value, float) and not value.is_integer():
         return f"{value:.3g}"
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float):
         value = int(value)
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _formats(table: pd.DataFrame) -> dict:
+    """How each column is written: the columns its maker listed in `attrs["percent"]` as
+    percentages, other fractions to three significant digits, counts with separators."""
+    percent = set(table.attrs.get("percent", ()))
+    return {c: functools.partial(_cell, percent=c in percent) for c in table.columns}
+
+
 def markdown(table: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub markdown table (percent columns as percentages)."""
+    """A DataFrame as a GitHub markdown table."""
+    formats = _formats(table)
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(c, v) for c, v in zip(table.columns, row)) + " |")
+        lines.append("| " + " | ".join(formats[c](v) for c, v in zip(table.columns, row)) + " |")
     return "\n".join(lines)
 
 
 def styled(table: pd.DataFrame):
     """`table` formatted for a notebook exactly as `markdown` formats it for the README."""
-    return table.style.format({c: functools.partial(_cell, c) for c in table.columns})
+    return table.style.format(_formats(table))
 
 
-def _environment(run_dir: Path) -> dict:
-    for path in sorted(run_dir.glob(f"{STAGE1_DIR}/*/metrics.json")):
-        env = json.loads(path.read_text()).get("environment")
-        if env:
-            return env
+def _environment(run: RunLayout) -> dict:
+    for path in run.metrics_files(STAGE1):
+        record = results.load(path)
+        if isinstance(record, results.TrainResult) and record.environment:
+            return record.environment
     return {}
 
 
@@ -75,52 +79,60 @@ def _machine(env: dict) -> str:
             f"torch {env['torch']}, on {env['date']}")
 
 
-def _excerpts(run_dir: Path) -> str:
-    path = run_dir / ANALYSIS_DIR / "metrics.json"
-    if not path.is_file():
+def excerpt_table(scores: dict[str, dict]) -> pd.DataFrame:
+    """Whole-excerpt scores per model (from the analysis record) as a table."""
+    table = pd.DataFrame([{"model": name, "excerpts": s["items"], "exact match": s["exact_match"],
+                           "micro F1": s["micro_f1"], "macro F1": s["macro_f1"],
+                           **{f"F1 {c}": s["f1"][c] for c in CLASSES}}
+                          for name, s in scores.items()])
+    table.attrs["percent"] = ["exact match", "micro F1", "macro F1", *(f"F1 {c}" for c in CLASSES)]
+    return table
+
+
+def _excerpts(run: RunLayout) -> str:
+    if not run.analysis.is_file():
         return "Test excerpts: not evaluated in this run (notebook 06 writes `analysis/`)."
-    data = json.loads(path.read_text())
-    rows = [{"model": name, "excerpts": s["items"], "exact match": s["exact_match"],
-             "micro F1": s["micro_f1"], "macro F1": s["macro_f1"],
-             **{f"F1 {c}": s["f1"][c] for c in CLASSES}}
-            for name, s in data["excerpts"].items()]
+    data = runs.read_json(run.analysis, "06_analysis")
+    if "excerpts" not in data:
+        return ("Test excerpts: not evaluated in this run (notebook 06 ran with "
+                "`evaluate_excerpts = False`).")
     hop = data["settings"].get("hop_seconds")
     return (f"Whole test excerpts ({data['source']}), 3 s windows every {hop} s, probabilities "
             "averaged per excerpt (`analysis/metrics.json`):\n\n"
-            + markdown(pd.DataFrame(rows)))
+            + markdown(excerpt_table(data["excerpts"])))
 
 
-def results_markdown(run_dir: str | Path) -> str:
+def results_markdown(run: RunLayout | str | Path) -> str:
     """The results block: where it was measured, Stage 1, Stage 2, whole test excerpts."""
-    run_dir = Path(run_dir)
-    manifest, _, source = runs.load_dataset(run_dir)
+    run = as_layout(run)
+    run_dir = run.root
+    manifest, _, source = runs.load_dataset(run)
     clips = manifest["split"].value_counts()
     sizes = (", ".join(f"{clips.get(s, 0):,} {s}" for s in SPLITS) + " clips, "
              f"{clips.get(IRMAS_TEST_SPLIT, 0):,} test excerpts")
     command = f"python -m helpers.report --run-dir {run_dir} --write README.md"
     header = (f"Generated by `{command}` from the run folder `{run_dir}` (data: **{source}**, "
-              f"{sizes}), measured on {_machine(_environment(run_dir))}. Rows marked "
-              "*seed's report* are the 2020 project's IRMAS numbers on its leaky split.")
+              f"{sizes}), measured on {_machine(_environment(run))}. Rows marked "
+              "*2020 report* are the 2020 project's IRMAS numbers on its leaky split.")
     if source == "demo":
         header += " Demo-set numbers are **not** IRMAS numbers."
     return "\n\n".join([
         header,
         "#### Stage 1: one instrument per 3 s test clip (accuracy)",
-        markdown(stage1_table(run_dir)),
+        markdown(stage1_table(run)),
         "#### Stage 2: every instrument in a test mix (named at p ≥ 0.5; *k known*: the k most "
         "probable)",
-        _stage2(run_dir),
+        _stage2(run),
         "#### Whole test excerpts",
-        _excerpts(run_dir),
+        _excerpts(run),
     ])
 
 
-def _stage2(run_dir: Path) -> str:
-    if not (run_dir / STAGE2_DIR).is_dir():
+def _stage2(run: RunLayout) -> str:
+    if not run.metrics_files(STAGE2):
         return "Not trained in this run (notebook 05 writes `stage2/`)."
-    mixes = ", ".join(f"{len(mixing.load_plan(run_dir / MIX_DIR / f'{s}.pt')[0]):,} {s}"
-                      for s in SPLITS)
-    return f"Mixes: {mixes}.\n\n{markdown(stage2_table(run_dir))}"
+    mixes = ", ".join(f"{len(mixing.load_plan(run.mixes(s))[0]):,} {s}" for s in SPLITS)
+    return f"Mixes: {mixes}.\n\n{markdown(stage2_table(run))}"
 
 
 def replace_block(text: str, block: str, name: str = "README.md") -> str:

@@ -17,9 +17,7 @@ import torch
 
 from helpers import irmas
 from helpers.atomic import atomic_write
-
-DATASET_FILE = "dataset.json"
-MANIFEST_FILE = "manifest.csv"
+from helpers.layout import RunLayout, as_layout
 
 
 def environment(device: str = "cpu") -> dict:
@@ -52,18 +50,17 @@ def read_json(path: str | Path, producer: str) -> dict:
     return json.loads(path.read_text())
 
 
-def save_dataset(run_dir: str | Path, source: str, data_dir: str | Path,
+def save_dataset(run: RunLayout | str | Path, source: str, data_dir: str | Path,
                  manifest: pd.DataFrame) -> None:
     """Record the prepared data set (its source, folder and manifest) in the run folder."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    irmas.write_manifest(manifest, run_dir / MANIFEST_FILE)
+    run = as_layout(run)
+    irmas.write_manifest(manifest, run.manifest)
     info = {"source": source, "data_dir": str(Path(data_dir).resolve()), "clips": len(manifest)}
-    write_json(run_dir / DATASET_FILE, info)
+    write_json(run.dataset, info)
 
 
-def load_dataset(run_dir: str | Path) -> tuple[pd.DataFrame, Path, str]:
+def load_dataset(run: RunLayout | str | Path) -> tuple[pd.DataFrame, Path, str]:
     """The manifest, data folder and source that notebook 01 prepared for this run."""
-    info = read_json(Path(run_dir) / DATASET_FILE, "01_download")
-    manifest = irmas.read_manifest(Path(run_dir) / MANIFEST_FILE)
-    return manifest, Path(info["data_dir"]), info["source"]
+    run = as_layout(run)
+    info = read_json(run.dataset, "01_download")
+    return irmas.read_manifest(run.manifest), Path(info["data_dir"]), info["source"]

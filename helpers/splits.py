@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from helpers.config import SEED, SPLITS
+from helpers.config import CLASS_NAMES, SEED, SPLITS
 
 
 def grouped_split(
@@ -66,3 +66,19 @@ def balance_train(train: pd.DataFrame, seed: int = SEED, label: str = "instrumen
         )[:missing]
         parts.append(rows.iloc[order].assign(flip=True))
     return pd.concat(parts, ignore_index=True)
+
+
+def counts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Clips per instrument (rows) and split (columns), with totals."""
+    rows = manifest[manifest["split"].isin(SPLITS)]
+    table = pd.crosstab(rows["instrument"].map(CLASS_NAMES), rows["split"], margins=True,
+                        margins_name="all")
+    return table[[s for s in (*SPLITS, "all") if s in table.columns]]
+
+
+def check_grouped(manifest: pd.DataFrame) -> None:
+    """Raise when a recording's excerpts sit in two splits (a leak), naming a few."""
+    leaks = straddling(manifest)
+    if leaks:
+        raise ValueError(f"{len(leaks)} recordings sit in two splits, e.g. {leaks[:5]}: rebuild "
+                         "the manifest (`make manifest`) or render the demo set again")

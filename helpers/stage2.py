@@ -1,13 +1,13 @@
 """Stage 2 end to end: mixes per split -> multi-label CNNs, the transfer head, fine-tuning.
 
 Notebook 04 calls `build_mixes`; notebook 05 calls `train_cnn` (from scratch or fine-tuned from
-Stage 1) and `train_transfer`, each writing `run_dir/stage2/<variant>/metrics.json`.
+Stage 1) and `train_transfer`, each writing the variant's `metrics.json` (see `layout`).
+Mix plans and the transfer head's features follow `freshness`' rule: each records a key of what
+it was built from and with which settings, and is rebuilt when, and only when, that changes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -15,100 +15,96 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers import cache, checkpoints, metrics, mixing, models, runs, training
+from helpers import cache, checkpoints, metrics, mixing, models, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.batches import Batches, TensorBatches
-from helpers.config import SEED, SEED_REPORTED, SPLITS
-from helpers.stage1 import STAGE_DIR as STAGE1_DIR
+from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.freshness import content_key, file_digest
+from helpers.layout import RunLayout, as_layout
+from helpers.stage1 import STAGE as STAGE1
 from helpers.stage1 import conv_linear_parameters, load_caches
 
-STAGE_DIR = "stage2"
-MIX_DIR = "mixes"
+STAGE = "stage2"
 LOSS = nn.MultiLabelSoftMarginLoss()
+EXTRACTOR = "wave1d"  # the Stage-1 model whose frozen features the transfer head reads
 
 
-def _paths_key(paths: list[str]) -> str:
-    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
-
-
-def build_mixes(run_dir: str | Path, uses_per_clip: float = 3.0,
+def build_mixes(run: RunLayout | str | Path, uses_per_clip: float = 3.0,
                 k_weights: dict[int, float] | None = None, gain_db: float = 6.0,
-                seed: int = SEED) -> dict[str, mixing.MixPlan]:
-    """Plan each split's mixes from that split's cached clips and save them in the run."""
-    run_dir = Path(run_dir)
+                random_seed: int = SEED) -> dict[str, mixing.MixPlan]:
+    """Plan each split's mixes from that split's cached clips and save them in the run; a plan
+    whose clips and settings are unchanged is kept as it is."""
+    run = as_layout(run)
     plans = {}
     for offset, split in enumerate(SPLITS):
-        cached = cache.load_split(run_dir / "cache" / f"{split}.pt")
+        cached = cache.load_split(run.cache(split))
+        settings = {"split": split, "uses_per_clip": uses_per_clip, "gain_db": gain_db,
+                    "k_weights": {str(k): w for k, w in (k_weights or {2: 1.0}).items()},
+                    "random_seed": random_seed}
+        key = content_key(cached.key, settings)
+        path = run.mixes(split)
+        if path.is_file():
+            plan, meta = mixing.load_plan(path)
+            if meta.get("key") == key:
+                plans[split] = plan
+                continue
         plan = mixing.plan_mixes(cached.labels, uses_per_clip, k_weights, gain_db,
-                                 seed * 100 + offset)
-        meta = {"split": split, "uses_per_clip": uses_per_clip, "gain_db": gain_db,
-                "k_weights": {str(k): w for k, w in (k_weights or {2: 1.0}).items()},
-                "seed": seed, "clips": _paths_key(cached.paths)}
-        mixing.save_plan(run_dir / MIX_DIR / f"{split}.pt", plan, meta)
+                                 random_seed * 100 + offset)
+        mixing.save_plan(path, plan, {**settings, "cache_key": cached.key, "key": key})
         plans[split] = plan
     return plans
 
 
-def load_mixes(run_dir: str | Path, device: torch.device | None = None,
+def load_mixes(run: RunLayout | str | Path, device: torch.device | None = None,
                splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[torch.Tensor, mixing.MixPlan]]:
-    """(cached waves, plan) per split; refuses plans made from another version of the cache."""
-    cached = load_caches(run_dir, device, splits)
+    """(cached waves, plan) per split; refuses plans made from another cache."""
+    run = as_layout(run)
+    cached = load_caches(run, device, splits)
     out = {}
     for split in splits:
-        plan, meta = mixing.load_plan(Path(run_dir) / MIX_DIR / f"{split}.pt")
-        if meta["clips"] != _paths_key(cached[split].paths):
+        plan, meta = mixing.load_plan(run.mixes(split))
+        if meta.get("cache_key") != cached[split].key:
             raise ValueError(f"the {split} mixes were planned from another cache: run "
                              "notebooks/04_generate_mixes.ipynb again")
         out[split] = (cached[split].waves, plan)
     return out
 
 
-def _finish(out: Path, name: str, fit: training.FitResult, test: dict, device: torch.device,
-            trainable: int) -> dict:
-    result = {
-        "model": name, "trainable_parameters": trainable, "device": str(device),
-        "environment": runs.environment(str(device)),
-        "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
-        "seconds_per_epoch": float(fit.history["seconds"].mean()),
-        "val_micro_f1": fit.best_score, "test": test,
-        "test_per_label_accuracy": test["threshold"]["per_label_accuracy"],
-        "test_exact_match": test["threshold"]["exact_match"], "checkpoint": str(fit.best_path),
-    }
-    runs.write_json(out / "metrics.json", result)
+def _finish(files, name: str, fit: training.FitResult, test: dict, config: TrainingConfig,
+            trainable: int) -> results.TrainResult:
+    device = training.pick_device(config.device)
+    result = results.TrainResult(
+        model=name, stage=STAGE, parameters=trainable, val_metric="micro F1",
+        val_score=fit.best_score, test=test, epochs_run=len(fit.history),
+        best_epoch=fit.best_epoch, seconds_per_epoch=float(fit.history["seconds"].mean()),
+        training=config.to_dict(), environment=runs.environment(str(device)),
+        checkpoint=str(fit.best_path))
+    results.save(files.metrics, result)
     return result
 
 
-def train_cnn(
-    run_dir: str | Path,
-    name: str,
-    epochs: int = 30,
-    batch_size: int = 16,
-    lr: float = 3e-4,
-    patience: int | None = None,
-    resume: bool = True,
-    seed: int = SEED,
-    finetune: bool = False,
-    device: str | None = None,
-    progress: bool = True,
-) -> dict:
-    """A multi-label CNN on mixes: from scratch, or (`finetune`) from its Stage-1 weights."""
-    run_dir = Path(run_dir)
-    dev = training.pick_device(device)
-    data = load_mixes(run_dir, dev)
-    batches = {s: mixing.MixBatches(*data[s], batch_size if s == "train" else 64,
-                                    shuffle=s == "train", seed=seed) for s in SPLITS}
-    torch.manual_seed(seed)
-    model = models.build(name)
+def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None,
+              finetune: bool = False) -> results.TrainResult:
+    """A multi-label CNN on mixes: from scratch, or (`finetune`) from its Stage-1 weights.
+    The variant (`mel`, `wave1d-finetune`, ...) picks its knobs from `config.per_model`."""
+    run = as_layout(run)
     variant = f"{name}-finetune" if finetune else name
+    config = (config or TrainingConfig()).for_model(variant)
+    dev = training.pick_device(config.device)
+    data = load_mixes(run, dev)
+    batches = {s: mixing.MixBatches(*data[s], config.batch_size if s == "train" else 64,
+                                    shuffle=s == "train", seed=config.random_seed)
+               for s in SPLITS}
+    torch.manual_seed(config.random_seed)
+    model = models.build(name)
     if finetune:
-        stage1, _ = checkpoints.load_model(run_dir / STAGE1_DIR / name / "best.pt")
+        stage1, _ = checkpoints.load_model(run.model(STAGE1, name).best)
         model.load_state_dict(stage1.state_dict())
-    out = run_dir / STAGE_DIR / variant
+    files = run.model(STAGE, variant)
     fit, test = training.fit_and_test(
-        model, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, out,
-        checkpoints.model_meta(name, task="multi"), dev, epochs=epochs, lr=lr,
-        patience=patience, resume=resume, seed=seed, progress=progress)
-    return _finish(out, variant, fit, test, dev, conv_linear_parameters(model))
+        model, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, files,
+        checkpoints.model_meta(name, task="multi"), config)
+    return _finish(files, variant, fit, test, config, conv_linear_parameters(model))
 
 
 @torch.no_grad()
@@ -123,25 +119,28 @@ def extract_features(extractor: nn.Module, batches: Batches, device: torch.devic
     return torch.cat(feats), torch.cat(targets)
 
 
-def cached_features(run_dir: Path, device: torch.device, progress: bool = True
+def cached_features(run: RunLayout | str | Path, device: torch.device, progress: bool = True
                     ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Stage-1 SeedCNN features of every mix, computed once and saved beside the head."""
-    ckpt = run_dir / STAGE1_DIR / "seed" / "best.pt"
+    """Frozen Stage-1 `EXTRACTOR` features of every mix, computed once and kept beside the head
+    until the Stage-1 checkpoint's bytes or the mix plan change."""
+    run = as_layout(run)
+    ckpt = run.model(STAGE1, EXTRACTOR).best
     extractor, _ = checkpoints.load_model(ckpt, device)
     for p in extractor.parameters():
         p.requires_grad_(False)
+    weights = file_digest(ckpt)
+    files = run.model(STAGE, "transfer")
     out = {}
     data = None
     for split in SPLITS:
-        path = run_dir / STAGE_DIR / "transfer" / f"features_{split}.pt"
-        plan_file = run_dir / MIX_DIR / f"{split}.pt"
-        key = f"{ckpt.stat().st_mtime_ns}:{plan_file.stat().st_mtime_ns}"
+        path = files.features(split)
+        key = content_key(weights, mixing.load_plan(run.mixes(split))[1]["key"])
         if path.is_file():
             stored = torch.load(path, map_location="cpu", weights_only=True)
             if stored["key"] == key:
                 out[split] = (stored["features"], stored["targets"])
                 continue
-        data = data or load_mixes(run_dir, device)
+        data = data or load_mixes(run, device)
         feats, targets = extract_features(extractor, mixing.MixBatches(*data[split], 64),
                                           device, progress)
         payload = {"key": key, "features": feats, "targets": targets}
@@ -150,50 +149,58 @@ def cached_features(run_dir: Path, device: torch.device, progress: bool = True
     return out
 
 
-def train_transfer(
-    run_dir: str | Path,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 1e-4,
-    patience: int | None = None,
-    resume: bool = True,
-    seed: int = SEED,
-    device: str | None = None,
-    progress: bool = True,
-) -> dict:
-    """The seed's transfer head on frozen, eval-mode Stage-1 SeedCNN features (extracted once)."""
-    run_dir = Path(run_dir)
-    dev = training.pick_device(device)
-    feats = cached_features(run_dir, dev, progress)
-    batches = {s: TensorBatches(*feats[s], batch_size if s == "train" else 256,
-                                shuffle=s == "train", seed=seed) for s in SPLITS}
-    torch.manual_seed(seed)
+def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = None
+                   ) -> results.TrainResult:
+    """The 2020 project's transfer head on frozen, eval-mode Stage-1 features (extracted once);
+    its knobs come from `config.per_model["transfer"]`."""
+    run = as_layout(run)
+    config = (config or TrainingConfig()).for_model("transfer")
+    dev = training.pick_device(config.device)
+    feats = cached_features(run, dev, config.progress)
+    batches = {s: TensorBatches(*feats[s], config.batch_size if s == "train" else 256,
+                                shuffle=s == "train", seed=config.random_seed) for s in SPLITS}
+    torch.manual_seed(config.random_seed)
     head = models.build("transfer")
-    out = run_dir / STAGE_DIR / "transfer"
+    files = run.model(STAGE, "transfer")
     fit, test = training.fit_and_test(
-        head, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, out,
-        checkpoints.model_meta("transfer", task="multi"), dev, epochs=epochs, lr=lr,
-        patience=patience, resume=resume, seed=seed, progress=progress)
-    return _finish(out, "transfer", fit, test, dev,
+        head, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, files,
+        checkpoints.model_meta("transfer", task="multi"), config)
+    return _finish(files, "transfer", fit, test, config,
                    models.count_parameters(head, trainable_only=True))
 
 
-def results_table(run_dir: str | Path) -> pd.DataFrame:
-    """This run's Stage-2 numbers beside the seed's reported ones."""
-    _, _, source = runs.load_dataset(run_dir)
-    seed_rows = {"seed": (81_166, 30, 93.0), "transfer": (30_754, None, 0.33)}
-    rows = [{"model": model, "data": "IRMAS (seed's report, leaky split)",
-             "trainable": seed_rows[model][0], "epochs": seed_rows[model][1],
-             "best epoch": None, "s/epoch": seed_rows[model][2], "per-label acc": test}
-            for model, (_, test) in SEED_REPORTED["stage2"].items()]
-    for path in sorted((Path(run_dir) / STAGE_DIR).glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        t, k = m["test"]["threshold"], m["test"]["top_k"]
-        rows.append({"model": m["model"], "data": f"{source} (this run)",
-                     "trainable": m["trainable_parameters"], "epochs": m["epochs_run"],
-                     "best epoch": m["best_epoch"], "s/epoch": m["seconds_per_epoch"],
+def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = None,
+                   from_scratch: tuple[str, ...] = ("mel", "wave1d"), transfer: bool = True,
+                   finetune: tuple[str, ...] = ("wave1d",)) -> dict[str, results.TrainResult]:
+    """Notebook 05's variants in turn: CNNs from scratch, the transfer head, fine-tuned
+    Stage-1 models (`<name>-finetune`), each with its knobs from `config.per_model`."""
+    out = {name: train_cnn(run, name, config) for name in from_scratch}
+    if transfer:
+        out["transfer"] = train_transfer(run, config)
+    for name in finetune:
+        out[f"{name}-finetune"] = train_cnn(run, name, config, finetune=True)
+    return out
+
+
+def results_table(run: RunLayout | str | Path) -> pd.DataFrame:
+    """This run's Stage-2 numbers beside the 2020 project's reported ones."""
+    run = as_layout(run)
+    _, _, source = runs.load_dataset(run)
+    rows = [{"model": model, "data": "IRMAS (2020 report, leaky split)",
+             "trainable": r["parameters"], "epochs": r.get("epochs"), "best epoch": None,
+             "s/epoch": r["seconds_per_epoch"], "per-label acc": r["test"]}
+            for model, r in PROJECT_2020[STAGE].items()]
+    for path in run.metrics_files(STAGE):
+        m = results.load(path)
+        t, k = m.test["threshold"], m.test["top_k"]
+        rows.append({"model": m.model, "data": f"{source} (this run)",
+                     "trainable": m.parameters, "epochs": m.epochs_run,
+                     "best epoch": m.best_epoch, "s/epoch": m.seconds_per_epoch,
                      "per-label acc": t["per_label_accuracy"], "exact": t["exact_match"],
                      "micro F1": t["micro_f1"], "macro F1": t["macro_f1"],
                      "count acc": t["count_accuracy"], "exact (k known)": k["exact_match"],
-                     "LRAP": m["test"]["lrap"]})
-    return pd.DataFrame(rows)
+                     "LRAP": m.test["lrap"]})
+    table = pd.DataFrame(rows)
+    table.attrs["percent"] = ["per-label acc", "exact", "micro F1", "macro F1", "count acc",
+                              "exact (k known)", "LRAP"]
+    return table

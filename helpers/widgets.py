@@ -12,8 +12,9 @@ import torch
 from IPython.display import Audio, display
 
 from helpers.analysis import Evaluation
+from helpers.cache import CachedSplit
 from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
-from helpers.mixing import MixPlan, mix
+from helpers.mixing import MixPlan, by_combination, mix
 
 ANY = "any"
 
@@ -43,6 +44,24 @@ def show_mix(waves: torch.Tensor, plan: MixPlan, i: int, paths: list[str]) -> No
             display(play(waves[src]))
 
 
+def show_each_combination(waves: torch.Tensor, plan: MixPlan, paths: list[str]) -> None:
+    """Display the first mix of every instrument combination (for where widgets don't show)."""
+    for group in by_combination(plan).values():
+        show_mix(waves, plan, group[0], paths)
+
+
+def class_players(split: CachedSplit) -> widgets.VBox:
+    """A player for the first clip of each instrument in a split, named by its file."""
+    rows = []
+    for i in split.first_of_each_class():
+        label = widgets.Label(f"{CLASS_NAMES[CLASSES[int(split.labels[i])]]}: "
+                              f"{split.paths[i].rsplit('/', 1)[-1]}")
+        player = widgets.Audio(value=wav_bytes(split.waves[i]), format="wav", autoplay=False,
+                               loop=False)
+        rows.append(widgets.HBox([label, player]))
+    return widgets.VBox(rows)
+
+
 def wav_bytes(wave: torch.Tensor) -> bytes:
     """16-bit WAV of a `[2, N]` waveform, for an `ipywidgets.Audio` player."""
     buffer = io.BytesIO()
@@ -54,10 +73,8 @@ def mix_player(waves: torch.Tensor, plan: MixPlan, paths: list[str]) -> widgets.
     """A dropdown of instrument combinations and a slider over its mixes; plays the mix and
     its sources. Players are `ipywidgets.Audio` (binary widget state), which stays fast where
     audio displayed inside an `Output` widget does not (headless execution)."""
-    by_combo: dict[str, list[int]] = {}
-    for i in range(len(plan)):
-        by_combo.setdefault(combination(plan, i), []).append(i)
-    combo = widgets.Dropdown(options=sorted(by_combo), description="instruments")
+    by_combo = {combination(plan, group[0]): group for group in by_combination(plan).values()}
+    combo = widgets.Dropdown(options=list(by_combo), description="instruments")
     pick = widgets.IntSlider(min=0, max=len(by_combo[combo.value]) - 1, description="mix")
     labels = [widgets.Label() for _ in range(plan.sources.shape[1] + 1)]
     players = [widgets.Audio(format="wav", autoplay=False, loop=False) for _ in labels]

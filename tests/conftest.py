@@ -11,6 +11,7 @@ import soundfile as sf
 
 from helpers import cache, demo, notebooks, runs
 from helpers.config import SPLITS
+from helpers.layout import RunLayout
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"recordings_per_class": 6, "test_songs": 2}
@@ -19,9 +20,7 @@ TINY_PARAMS = {
     "mount_drive": False,
     "demo_recordings_per_class": TINY["recordings_per_class"],
     "demo_test_songs": TINY["test_songs"],
-    "epochs": {"mel": 2, "seed": 1},
-    "finetune_epochs": 1,
-    "transfer_epochs": 2,
+    "epochs": {"mel": 2, "wave1d": 1, "wave1d-finetune": 1, "transfer": 2},
 }
 
 
@@ -51,7 +50,7 @@ def cached_run(demo_set, run_dir: Path) -> Path:
     root, manifest = demo_set
     runs.save_dataset(run_dir, "demo", root, manifest)
     for split in SPLITS:
-        cache.build_split(manifest, root, split, run_dir / "cache", progress=False)
+        cache.build_split(manifest, root, split, RunLayout(run_dir).cache(split), progress=False)
     return run_dir
 
 

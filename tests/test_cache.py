@@ -9,7 +9,7 @@ from helpers.config import CLASSES, CLIP_SAMPLES
 
 def test_cache_holds_every_clip_of_the_split(demo_set, tmp_path):
     root, manifest = demo_set
-    path = cache.build_split(manifest, root, "train", tmp_path, progress=False)
+    path = cache.build_split(manifest, root, "train", tmp_path / "train.pt", progress=False)
     split = cache.load_split(path)
     rows = manifest[manifest["split"] == "train"]
     assert len(split) == len(rows) and split.skipped == []
@@ -21,12 +21,12 @@ def test_cache_holds_every_clip_of_the_split(demo_set, tmp_path):
 
 def test_cache_is_reused_and_rebuilt_when_the_manifest_changes(demo_set, tmp_path):
     root, manifest = demo_set
-    path = cache.build_split(manifest, root, "val", tmp_path, progress=False)
+    path = cache.build_split(manifest, root, "val", tmp_path / "val.pt", progress=False)
     stamp = path.stat().st_mtime_ns
-    assert cache.build_split(manifest, root, "val", tmp_path, progress=False) == path
+    assert cache.build_split(manifest, root, "val", tmp_path / "val.pt", progress=False) == path
     assert path.stat().st_mtime_ns == stamp
     fewer = manifest.drop(manifest[manifest["split"] == "val"].index[:1])
-    cache.build_split(fewer, root, "val", tmp_path, progress=False)
+    cache.build_split(fewer, root, "val", tmp_path / "val.pt", progress=False)
     assert len(cache.load_split(path)) == (manifest["split"] == "val").sum() - 1
     assert not list(tmp_path.glob(".*tmp*")), "no temp files are left behind"
 
@@ -41,7 +41,7 @@ def test_bad_files_are_skipped_and_reported(demo_set, tmp_path):
     bad = rows["path"].iloc[1]
     (broken / bad).write_bytes(b"not a wav")
     with pytest.warns(UserWarning, match="could not be decoded"):
-        path = cache.build_split(rows, broken, "test", tmp_path, progress=False)
+        path = cache.build_split(rows, broken, "test", tmp_path / "test.pt", progress=False)
     split = cache.load_split(path)
     assert len(split) == len(rows) - 1 and bad not in split.paths
     assert split.skipped[0][0] == bad and bad in split.skipped[0][1]
@@ -49,7 +49,8 @@ def test_bad_files_are_skipped_and_reported(demo_set, tmp_path):
 
 def test_balanced_index_flips_copies(demo_set, tmp_path):
     root, manifest = demo_set
-    split = cache.load_split(cache.build_split(manifest, root, "train", tmp_path, progress=False))
+    split = cache.load_split(cache.build_split(manifest, root, "train", tmp_path / "train.pt",
+                                               progress=False))
     index, sign = split.balanced(seed=1)
     counts = torch.bincount(split.labels[index])
     assert (counts == counts.max()).all()
@@ -64,4 +65,4 @@ def test_missing_cache_names_the_notebook(tmp_path):
 def test_unknown_split_is_an_error(demo_set, tmp_path):
     root, manifest = demo_set
     with warnings.catch_warnings(), pytest.raises(ValueError, match="nope"):
-        cache.build_split(manifest, root, "nope", tmp_path)
+        cache.build_split(manifest, root, "nope", tmp_path / "nope.pt")

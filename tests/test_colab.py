@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 
 from helpers import colab, demo, notebooks
+from helpers.config import TrainingConfig
 
 
 def _code_cells(path):
@@ -97,11 +98,14 @@ def test_a_drive_that_fails_to_mount_says_how_to_go_on(monkeypatch):
     colab.setup(source="irmas", mount=False)  # the user chose local storage: no error
 
 
-def test_epochs_per_model_and_the_cpu_cap_on_colab(capsys):
-    assert colab.epochs_per_model(30, ["mel", "seed"], cpu_colab=False) == {"mel": 30, "seed": 30}
-    assert colab.epochs_per_model({"mel": 5, "seed": 2}, ["seed"], cpu_colab=False) == {"seed": 2}
-    capped = colab.epochs_per_model(30, ["mel", "seed"], cpu_colab=True)
-    assert capped == {"mel": colab.CPU_EPOCHS["mel"], "seed": colab.CPU_EPOCHS["seed"]}
+def test_on_a_gpu_less_colab_runtime_epochs_are_capped_and_said(capsys):
+    config = TrainingConfig.of(epochs={"mel": 30, "wave1d": 30, "transfer": 30})
+    assert colab.for_runtime(config, cpu_colab=False) == config
+    capped = colab.for_runtime(config, cpu_colab=True)
     assert "No GPU" in capsys.readouterr().out
-    assert colab.epochs_per_model({"mel": 2}, ["mel"], cpu_colab=True) == {"mel": 2}
+    for name, cap in colab.CPU_EPOCHS.items():
+        assert capped.for_model(name).epochs == cap
+    assert capped.for_model("transfer").epochs == 30, "cheap on a CPU: left alone"
+    small = TrainingConfig(epochs=1)
+    assert colab.for_runtime(small, cpu_colab=True) == small
     assert capsys.readouterr().out == ""  # already small: nothing to say

@@ -154,3 +154,20 @@ def test_interrupted_extraction_is_redone(tmp_path):
     assert not (data / "IRMAS-TrainingData" / "stale").exists()
     assert sorted(p.name for p in data.iterdir()) == [
         ".IRMAS-TrainingData.complete", "IRMAS-TrainingData"]
+
+
+def test_download_irmas_skips_what_is_verified_and_can_drop_archives(server, tmp_path,
+                                                                     monkeypatch):
+    served, url = server
+    wav = _clip_bytes(tmp_path)
+    archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: wav})
+    monkeypatch.setattr(irmas, "ZENODO", f"{url}/{{}}")  # the local server plays Zenodo
+    monkeypatch.setitem(download.ARCHIVES, "train", archive)
+    manifest = _manifest(CLIP, hashlib.md5(wav).hexdigest())
+    data = tmp_path / "data"
+    rows = download.download_irmas(data, manifest, parts=("train",), keep_archives=False)
+    assert rows["path"].tolist() == [CLIP] and (data / CLIP).read_bytes() == wav
+    assert not (data / "archives" / archive.filename).exists(), "keep_archives=False"
+    hits = len(Handler.hits)
+    download.download_irmas(data, manifest, parts=("train",), keep_archives=False)
+    assert len(Handler.hits) == hits, "a verified, unpacked part is not fetched again"

@@ -6,8 +6,8 @@ from helpers import models
 from helpers.config import CLIP_SAMPLES
 
 
-def test_seed_cnn_is_the_seeds_architecture():
-    model = models.SeedCNN()
+def test_wave1d_cnn_is_the_2020_architecture():
+    model = models.Wave1DCNN()
     assert models.count_parameters(model, (nn.Conv1d, nn.Linear)) == 81_166
     assert models.count_parameters(model) == 81_650  # with batch-norm affine parameters
     convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
@@ -18,8 +18,8 @@ def test_seed_cnn_is_the_seeds_architecture():
     assert model.head[0].p == 0.3
 
 
-def test_seed_cnn_shapes_and_features():
-    model = models.SeedCNN().eval()
+def test_wave1d_cnn_shapes_and_features():
+    model = models.Wave1DCNN().eval()
     x = torch.randn(2, 2, CLIP_SAMPLES)
     assert model(x).shape == (2, 4)
     assert model.features(x).shape == (2, 254)
@@ -28,19 +28,19 @@ def test_seed_cnn_shapes_and_features():
 def test_mel_cnn_is_compact_and_cheap():
     from torch.utils.flop_counter import FlopCounterMode
 
-    mel, seed = models.MelCNN().eval(), models.SeedCNN().eval()
+    mel, wave1d = models.MelCNN().eval(), models.Wave1DCNN().eval()
     assert models.count_parameters(mel) <= 500_000
     x = torch.randn(1, 2, CLIP_SAMPLES)
     flops = {}
-    for name, model in (("mel", mel), ("seed", seed)):
+    for name, model in (("mel", mel), ("wave1d", wave1d)):
         with FlopCounterMode(display=False) as counter:
             out = model(x)
         flops[name] = counter.get_total_flops()
         assert out.shape == (1, 4)
-    assert flops["seed"] >= 10 * flops["mel"]
+    assert flops["wave1d"] >= 10 * flops["mel"]
 
 
 def test_build_names_the_choices():
     assert isinstance(models.build("mel", n_outputs=3), models.MelCNN)
-    with pytest.raises(ValueError, match="'mel', 'seed', 'transfer'"):
+    with pytest.raises(ValueError, match="'mel', 'transfer', 'wave1d'"):
         models.build("resnet")

@@ -4,9 +4,11 @@ import json
 
 import nbformat
 import pytest
-from conftest import REPO
+import torch
+from conftest import REPO, TINY_PARAMS
 
-from helpers import notebooks
+from helpers import cache, checkpoints, notebooks, results
+from helpers.layout import RunLayout
 
 
 def test_notebooks_in_git_carry_no_outputs():
@@ -27,34 +29,46 @@ def test_each_notebook_has_one_parameters_cell_first():
 @pytest.mark.notebooks
 def test_all_notebooks_run_end_to_end(notebook_run):
     run, _ = notebook_run
-    written = sorted((run / "notebooks").glob("*.ipynb"))
+    layout = RunLayout(run)
+    written = sorted(layout.notebooks.glob("*.ipynb"))
     assert [p.name for p in written] == [p.name for p in notebooks.notebook_paths()]
     for name in ["01_clips_by_genre", "01_clips_by_drums", "02_balance", "02_examples",
-                 "03_learning_curves", "03_confusion_mel", "03_confusion_seed",
-                 "04_mix_counts", "05_learning_curves"]:
-        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
+                 "03_learning_curves", "03_confusions", "04_mix_counts", "05_learning_curves",
+                 "06_learning_curves_stage1", "06_stage1_confusions", "06_stage1_f1",
+                 "06_stage2_combinations", "06_stage2_f1", "06_excerpts_combinations",
+                 "06_excerpts_f1"]:
+        assert layout.figure(name).stat().st_size > 10_000, name
     for split in ["train", "val", "test"]:
-        assert (run / "cache" / f"{split}.pt").is_file()
-    scores = json.loads((run / "baseline.json").read_text())
-    assert 0 <= scores["val"] <= 1 and 0 <= scores["test"] <= 1
-    for model in ["mel", "seed", "forest"]:
-        result = json.loads((run / "stage1" / model / "metrics.json").read_text())
-        assert 0 <= result["val_accuracy"] <= 1 and 0 <= result["test_accuracy"] <= 1
-    assert (run / "stage1" / "seed" / "best.pt").is_file()
-    assert len(list((run / "mixes" / "wav").glob("*_*+*.wav"))) == 12  # 6 pairs x 2
-    for variant in ["mel", "seed", "transfer", "seed-finetune"]:
-        result = json.loads((run / "stage2" / variant / "metrics.json").read_text())
-        for scores in (result["test"]["threshold"], result["test"]["top_k"]):
-            assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
-    for name in ["06_learning_curves_stage1", "06_stage1_confusion_seed", "06_stage1_f1",
-                 "06_stage2_combinations2_transfer", "06_stage2_counts_mel", "06_stage2_f1",
-                 "06_excerpts_combinations1", "06_excerpts_f1"]:
-        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000, name
-    analysed = json.loads((run / "analysis" / "metrics.json").read_text())
-    assert len(analysed["excerpts"]["stage2/mel"]) and analysed["source"] == "demo"
-    for section in ("clips", "mixes", "excerpts"):
-        for scores in analysed[section].values():
-            assert all(0 <= scores[k] <= 1 for k in ("exact_match", "micro_f1", "macro_f1"))
+        assert cache.load_split(layout.cache(split)).waves.dtype == torch.float16
+    tiny = TINY_PARAMS["epochs"]
+    for model in ["mel", "wave1d"]:
+        result = results.load(layout.model("stage1", model).metrics)
+        assert result.epochs_run == tiny[model] and result.training["epochs"] == tiny[model]
+        meta = checkpoints.load_checkpoint(layout.model("stage1", model).best)["meta"]
+        assert meta["training"]["epochs"] == tiny[model], "the checkpoint names its settings"
+    assert {r.model for r in map(results.load, layout.metrics_files("stage1"))} == {
+        "mel", "wave1d"}
+    assert results.load(layout.baseline("forest")).model == "forest"
+    assert len(list(layout.mix_wavs.glob("*_*+*.wav"))) == 12  # 6 pairs x 2
+    for variant in ["mel", "wave1d", "transfer", "wave1d-finetune"]:
+        result = results.load(layout.model("stage2", variant).metrics)
+        assert result.epochs_run == tiny[variant]
+    analysed = json.loads(layout.analysis.read_text())
+    assert analysed["source"] == "demo"
+    assert set(analysed["excerpts"]) == {"stage1/mel", "stage1/wave1d", "stage2/mel",
+                                         "stage2/wave1d", "stage2/wave1d-finetune"}
+    assert {len(s) for s in analysed["excerpts"].values()} and all(
+        s["items"] == analysed["excerpts"]["stage2/mel"]["items"] > 0
+        for s in analysed["excerpts"].values())
+
+
+def test_notebook_code_cells_define_nothing():
+    for path in notebooks.notebook_paths(REPO / "notebooks"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                for line in cell.source.splitlines():
+                    assert not line.lstrip().startswith(("def ", "class ", "lambda")), (
+                        f"{path.name}: logic belongs in helpers: {line}")
 
 
 def test_a_notebook_run_out_of_order_says_what_to_run(tmp_path):
@@ -62,3 +76,18 @@ def test_a_notebook_run_out_of_order_says_what_to_run(tmp_path):
 
     with pytest.raises(pm.PapermillExecutionError, match="01_download"):
         notebooks.run_all(tmp_path / "run", {"source": "demo"}, only=["02"])
+
+
+def test_settings_from_the_command_line_are_python_literals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parsed = notebooks.parse_settings(["epochs={'mel': 2, 'wave1d': 1}", "source=demo",
+                                       "lr=3e-4", "from_scratch=['mel']", "data_dir=data/x",
+                                       "note=a=b"])
+    assert parsed == {"epochs": {"mel": 2, "wave1d": 1}, "source": "demo", "lr": 3e-4,
+                      "from_scratch": ["mel"], "data_dir": str(tmp_path / "data" / "x"),
+                      "note": "a=b"}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        notebooks.parse_settings(["epochs"])
+    with pytest.raises(SystemExit) as err:
+        notebooks.main(["--run-dir", str(tmp_path), "--set", "=3"])
+    assert err.value.code == 2

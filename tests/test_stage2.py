@@ -1,14 +1,17 @@
 """Stage 2 for real on a tiny run folder: caches, a Stage-1 checkpoint, mixes, the head."""
 
+import pandas as pd
 import pytest
 import torch
 from conftest import cached_run
 from torch import nn
 
-from helpers import cache, checkpoints, metrics, mixing, models, stage2
+from helpers import analysis, cache, checkpoints, metrics, mixing, models, results, stage1, stage2
+from helpers.config import SPLITS, TrainingConfig
+from helpers.layout import RunLayout
 
 
-def test_transfer_head_is_the_seeds():
+def test_transfer_head_is_the_2020_projects():
     head = models.TransferHead()
     assert models.count_parameters(head, trainable_only=True) == 30_754
     assert [m.out_features for m in head.modules() if isinstance(m, nn.Linear)] == [100, 50, 4]
@@ -20,43 +23,91 @@ def test_transfer_head_is_the_seeds():
 def run(demo_set, tmp_path_factory):
     run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     torch.manual_seed(0)
-    extractor = models.SeedCNN().train()
+    extractor = models.Wave1DCNN().train()
     with torch.no_grad():  # move BatchNorm statistics away from their defaults
         extractor(cache.load_split(run_dir / "cache" / "train.pt").waves[:4].float())
-    checkpoints.save_checkpoint(run_dir / "stage1" / "seed" / "best.pt", extractor,
-                                checkpoints.model_meta("seed"))
-    stage2.build_mixes(run_dir, uses_per_clip=1, seed=1)
+    checkpoints.save_checkpoint(RunLayout(run_dir).model("stage1", "wave1d").best, extractor,
+                                checkpoints.model_meta("wave1d"))
+    stage2.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
     return run_dir
 
 
 def test_head_trains_on_features_extracted_once_with_a_frozen_eval_extractor(run):
-    ckpt = run / "stage1" / "seed" / "best.pt"
+    layout = RunLayout(run)
+    ckpt = layout.model("stage1", "wave1d").best
     before = ckpt.read_bytes()
     extractor, _ = checkpoints.load_model(ckpt)
     state = {k: v.clone() for k, v in extractor.state_dict().items()}
-    result = stage2.train_transfer(run, epochs=3, progress=False, device="cpu")
-    assert result["trainable_parameters"] == 30_754
+    config = TrainingConfig(epochs=4, lr=3e-3, progress=False, device="cpu")
+    result = stage2.train_transfer(run, config)
+    assert result.parameters == 30_754
+    history = pd.read_csv(layout.model("stage2", "transfer").history_csv)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], "the head learns"
     assert ckpt.read_bytes() == before, "the Stage-1 checkpoint is untouched"
-    stored = torch.load(run / "stage2" / "transfer" / "features_val.pt", weights_only=True)
+    head = layout.model("stage2", "transfer")
+    stored = torch.load(head.features("val"), weights_only=True)
     waves, plan = stage2.load_mixes(run)["val"]
     feats, _ = stage2.extract_features(extractor, mixing.MixBatches(waves, plan, 8),
                                        torch.device("cpu"), progress=False)
     assert torch.allclose(feats, stored["features"], atol=1e-5), "eval-mode features"
     for key, value in extractor.state_dict().items():  # weights and BatchNorm statistics
         assert torch.equal(value, state[key]), key
-    mtime = (run / "stage2" / "transfer" / "features_train.pt").stat().st_mtime_ns
-    stage2.train_transfer(run, epochs=4, progress=False, device="cpu")
-    assert (run / "stage2" / "transfer" / "features_train.pt").stat().st_mtime_ns == mtime, (
-        "features are not recomputed")
-    for split in ("threshold", "top_k"):
-        assert 0 <= result["test"][split]["exact_match"] <= 1
+    mtime = head.features("train").stat().st_mtime_ns
+    stage2.train_transfer(run, TrainingConfig(epochs=5, progress=False, device="cpu"))
+    assert head.features("train").stat().st_mtime_ns == mtime, "features are not recomputed"
+    tested = analysis.evaluate_mixes(run, "cpu")["transfer"].scores()
+    assert tested["exact_match"] == pytest.approx(
+        results.load(head.metrics).test["threshold"]["exact_match"])
+
+
+def _files(paths) -> dict:
+    """Identity of each file: atomic writes (temp file + rename) give a rewrite a new inode."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+def _all_rewritten(before: dict) -> bool:
+    return all(_files([p])[p] != identity for p, identity in before.items())
+
+
+def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
+    """Caches -> mix plans -> transfer features: change one input, see only its dependents
+    rebuilt."""
+    layout = RunLayout(run)
+    head = layout.model("stage2", "transfer")
+    config = TrainingConfig(epochs=1, progress=False, device="cpu", resume=False)
+    stage2.train_transfer(run, config)
+    caches = _files(layout.cache(s) for s in SPLITS)
+    plans = _files(layout.mixes(s) for s in SPLITS)
+    features = _files(head.features(s) for s in SPLITS)
+
+    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)  # same settings: nothing to do
+    stage2.cached_features(run, torch.device("cpu"), progress=False)
+    assert _files(plans) == plans and _files(features) == features
+
+    torch.manual_seed(1)  # a new Stage-1 checkpoint: features only
+    checkpoints.save_checkpoint(layout.model("stage1", "wave1d").best, models.Wave1DCNN(),
+                                checkpoints.model_meta("wave1d"))
+    new = stage2.cached_features(run, torch.device("cpu"), progress=False)
+    assert _files(plans) == plans and _all_rewritten(features)
+    extractor, _ = checkpoints.load_model(layout.model("stage1", "wave1d").best)
+    waves, plan = stage2.load_mixes(run)["val"]
+    feats, _ = stage2.extract_features(extractor, mixing.MixBatches(waves, plan, 8),
+                                       torch.device("cpu"), progress=False)
+    assert torch.allclose(new["val"][0], feats, atol=1e-5), "recomputed with the new weights"
+
+    features = _files(head.features(s) for s in SPLITS)  # other mix settings: plans, features
+    stage2.build_mixes(run, uses_per_clip=1, gain_db=3.0, random_seed=1)
+    stage2.cached_features(run, torch.device("cpu"), progress=False)
+    assert _files(caches) == caches
+    assert _all_rewritten(plans) and _all_rewritten(features)
+    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)  # back as the fixture had it
 
 
 def test_mixes_from_another_cache_are_refused(run, tmp_path):
     other = mixing.plan_mixes(torch.tensor([0, 1, 2, 3]), uses_per_clip=1)
     _, meta = mixing.load_plan(run / "mixes" / "val.pt")
     original = (run / "mixes" / "val.pt").read_bytes()
-    mixing.save_plan(run / "mixes" / "val.pt", other, {**meta, "clips": "something else"})
+    mixing.save_plan(run / "mixes" / "val.pt", other, {**meta, "cache_key": "something else"})
     try:
         with pytest.raises(ValueError, match="04_generate_mixes"):
             stage2.load_mixes(run)
@@ -67,7 +118,7 @@ def test_mixes_from_another_cache_are_refused(run, tmp_path):
 def test_multilabel_metrics_tell_nothing_from_something():
     targets = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1.0]])
     nothing = metrics.multilabel_scores(torch.zeros_like(targets), targets)
-    assert nothing["per_label_accuracy"] == 0.5  # the seed's number flatters "nothing"
+    assert nothing["per_label_accuracy"] == 0.5  # the 2020 project's number flatters "nothing"
     assert nothing["exact_match"] == 0 and nothing["micro_f1"] == 0
     assert nothing["count_accuracy"] == 0
     logits = torch.tensor([[3, 2, -1, -2], [-2, 1, -0.5, -3], [-1, -1, 2, 1.0]])
@@ -76,3 +127,23 @@ def test_multilabel_metrics_tell_nothing_from_something():
     assert s["top_k"]["exact_match"] == 1.0  # ... but ranks it second: right when k is known
     assert s["lrap"] == 1.0
     assert metrics.micro_f1_from_logits(logits, targets) == pytest.approx(2 * 5 / (2 * 5 + 1))
+
+
+def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
+    run = cached_run(demo_set, tmp_path / "run")
+    layout = RunLayout(run)
+    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)
+    config = TrainingConfig(epochs=1, progress=False, device="cpu")
+    stage1.train(run, "mel", config)
+    start, _ = checkpoints.load_model(layout.model("stage1", "mel").best)
+    frozen = config.with_model("mel-finetune", lr=0.0)  # a step of size 0: weights stay put
+    stage2.train_cnn(run, "mel", frozen, finetune=True)
+    tuned, meta = checkpoints.load_model(layout.model("stage2", "mel-finetune").best)
+    assert meta["training"]["lr"] == 0.0
+    conv = [k for k, v in start.state_dict().items() if v.dtype.is_floating_point
+            and "running" not in k]
+    for key in conv:
+        assert torch.equal(tuned.state_dict()[key], start.state_dict()[key]), key
+    torch.manual_seed(config.random_seed)
+    scratch = models.build("mel").state_dict()
+    assert not all(torch.equal(scratch[k], start.state_dict()[k]) for k in conv)

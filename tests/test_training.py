@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,15 +14,18 @@ from torch import nn
 
 from helpers import cache, checkpoints, metrics, models, training
 from helpers.batches import ClipBatches
+from helpers.config import TrainingConfig
+from helpers.layout import ModelFiles
 
 
 @pytest.fixture(scope="module")
 def tiny(demo_set, tmp_path_factory):
     root, manifest = demo_set
     folder = tmp_path_factory.mktemp("cache")
-    split = {s: cache.load_split(cache.build_split(manifest, root, s, folder, progress=False))
+    split = {s: cache.load_split(cache.build_split(manifest, root, s, folder / f"{s}.pt",
+                                                   progress=False))
              for s in ("train", "val")}
-    # 1 s crops keep the steps cheap; the models are length-agnostic (MelCNN) or told (SeedCNN)
+    # 1 s crops keep the steps cheap; the models are length-agnostic (MelCNN) or told (Wave1DCNN)
     crop = {s: c.waves[..., :44_100] for s, c in split.items()}
     index, sign = split["train"].balanced()
     return {
@@ -31,13 +35,14 @@ def tiny(demo_set, tmp_path_factory):
     }
 
 
-def _fit(tiny, out, epochs, **kw):
+def _fit(tiny, out, epochs, stop_after=None, **knobs):
     torch.manual_seed(0)
     model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
     meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
+    config = TrainingConfig(epochs=epochs, lr=3e-3, progress=False, device="cpu", **knobs)
     result = training.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
-                          metrics.accuracy_from_logits, out, meta, epochs=epochs, lr=3e-3,
-                          progress=False, device="cpu", **kw)
+                          metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
+                          stop_after=stop_after)
     return model, result
 
 
@@ -46,10 +51,13 @@ def test_a_few_epochs_lower_the_loss_and_write_everything(tiny, tmp_path):
     h = result.history
     assert list(h["epoch"]) == [1, 2, 3, 4]
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
-    assert ((h["val_score"] >= 0) & (h["val_score"] <= 1)).all()
+    best, _ = checkpoints.load_model(result.best_path)
+    val = metrics.accuracy_from_logits(*training.predict(best, tiny["val"]))
+    assert val == pytest.approx(result.best_score) == h["val_score"].max(), (
+        "best.pt holds the weights of the best validation score")
     assert {"best.pt", "last.pt", "history.csv", "history.json"} <= {
         p.name for p in tmp_path.iterdir()}
-    best, meta = checkpoints.load_model(result.best_path)
+    _, meta = checkpoints.load_model(result.best_path)
     assert meta["epoch"] == result.best_epoch == int(h.loc[h["val_score"].idxmax(), "epoch"])
     assert not list(tmp_path.glob(".*tmp*"))
 
@@ -120,11 +128,12 @@ def test_early_stopping(tiny, tmp_path):
 
 def test_resume_refuses_another_model(tiny, tmp_path):
     _fit(tiny, tmp_path, epochs=1)
-    model = models.SeedCNN(length=44_100)
+    model = models.Wave1DCNN(length=44_100)
     with pytest.raises(ValueError, match="'mel' model"):
         training.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
-                     metrics.accuracy_from_logits, tmp_path, checkpoints.model_meta("seed"),
-                     epochs=2, progress=False)
+                     metrics.accuracy_from_logits, ModelFiles(tmp_path),
+                     checkpoints.model_meta("wave1d"),
+                     TrainingConfig(epochs=2, progress=False, device="cpu"))
 
 
 def test_batches_balance_and_flip(tiny):
@@ -142,12 +151,12 @@ def test_batches_balance_and_flip(tiny):
 
 
 def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
-    model = models.SeedCNN()
+    model = models.Wave1DCNN()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     path = checkpoints.save_checkpoint(tmp_path / "m.pt", model.to(device),
-                                       checkpoints.model_meta("seed"))
+                                       checkpoints.model_meta("wave1d"))
     loaded, meta = checkpoints.load_model(path, map_location="cpu")
-    assert meta["model"] == "seed" and meta["classes"] == ["gac", "pia", "tru", "vio"]
+    assert meta["model"] == "wave1d" and meta["classes"] == ["gac", "pia", "tru", "vio"]
     assert next(loaded.parameters()).device.type == "cpu"
     x = torch.randn(1, 2, 132_299)
     assert torch.allclose(loaded(x), model.cpu().eval()(x))
@@ -155,7 +164,7 @@ def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
 
 def test_foreign_files_are_refused(tmp_path):
     plain = tmp_path / "plain.pt"
-    torch.save(models.SeedCNN().state_dict(), plain)  # a bare state dict, no metadata
+    torch.save(models.Wave1DCNN().state_dict(), plain)  # a bare state dict, no metadata
     with pytest.raises(checkpoints.CheckpointError, match="not a checkpoint of this project"):
         checkpoints.load_checkpoint(plain)
     pickled = tmp_path / "evil.pt"
