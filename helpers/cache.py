@@ -8,6 +8,7 @@ reused as long as the manifest rows and audio parameters are the same.
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, load_clip
 from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, SEED, SPLITS
-from helpers.freshness import content_key
+from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout
 from helpers.splits import balance_train
 
@@ -52,16 +53,43 @@ class CachedSplit:
         return index, sign
 
 
-def _file_id(file: Path, md5: str) -> str:
-    if md5:
-        return md5
-    return f"size {file.stat().st_size}" if file.exists() else "missing"
+class CacheError(RuntimeError):
+    """A cache file that is damaged or does not match its stamp; the message names it."""
+
+
+def _file_id(file: Path, md5: str) -> list:
+    """What identifies a source file: the manifest's md5, and its size and modification time,
+    so a file replaced after caching is noticed without hashing every WAV again."""
+    if not file.exists():
+        return [md5, "missing"]
+    info = file.stat()
+    return [md5, info.st_size, info.st_mtime_ns]
 
 
 def cache_key(rows: pd.DataFrame, root: Path) -> str:
     """Fingerprint of what a cache was built from: file list, checksums, audio parameters."""
     ids = [(path, _file_id(root / path, md5)) for path, md5 in zip(rows["path"], rows["md5"])]
     return content_key({"rows": ids, "sr": SAMPLE_RATE, "len": CLIP_SAMPLES, "v": FORMAT_VERSION})
+
+
+def _stamp(target: Path) -> Path:
+    return target.with_suffix(".json")  # read without loading the tensors
+
+
+def stale_reason(target: Path, key: str) -> str | None:
+    """Why the cache at `target` cannot be reused for `key` (None: it can)."""
+    stamp = _stamp(target)
+    if not target.is_file() or not stamp.is_file():
+        return "not built yet"
+    try:
+        recorded = json.loads(stamp.read_text())
+    except json.JSONDecodeError:
+        return f"its stamp {stamp.name} is unreadable"
+    if recorded.get("key") != key:
+        return "its source files or audio settings changed"
+    if recorded.get("sha256") != file_digest(target):
+        return "its bytes differ from the checksum it was written with (damaged)"
+    return None
 
 
 def build_split(
@@ -80,10 +108,13 @@ def build_split(
     rows = manifest[manifest["split"] == split].sort_values("path")
     if rows.empty:
         raise ValueError(f"split {split!r} has no rows in the manifest")
-    stamp = target.with_suffix(".json")  # read without loading the tensors
+    stamp = _stamp(target)
     key = cache_key(rows, root)
-    if target.is_file() and stamp.is_file() and json.loads(stamp.read_text())["key"] == key:
+    reason = stale_reason(target, key)
+    if reason is None:
         return target
+    if target.is_file():
+        print(f"rebuilding {target}: {reason}", flush=True)
     waves = torch.empty(len(rows), 2, CLIP_SAMPLES, dtype=torch.float16)
     labels, paths, skipped = [], [], []
     for path, code in tqdm(list(zip(rows["path"], rows["instrument"])), desc=f"cache {split}",
@@ -108,18 +139,31 @@ def build_split(
     }
     stamp.unlink(missing_ok=True)  # a stamp never vouches for a file it did not see written
     atomic_write(target, lambda tmp: torch.save(payload, tmp))
-    atomic_write(stamp, lambda tmp: tmp.write_text(json.dumps({"key": key, "clips": len(paths)})))
+    record = {"key": key, "clips": len(paths), "sha256": file_digest(target)}
+    atomic_write(stamp, lambda tmp: tmp.write_text(json.dumps(record)))
     return target
 
 
 def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSplit:
-    """Load a cache file written by `build_split` (tensors land on `device`)."""
+    """Load a cache file written by `build_split` (tensors land on `device`), after checking
+    its bytes against the checksum it was written with."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no cache here. Run notebooks/02_balance.ipynb first (it builds the caches)."
         )
-    data = torch.load(path, map_location=device, weights_only=True)
+    rebuild = "run notebooks/02_balance.ipynb again to rebuild it"
+    try:
+        recorded = json.loads(_stamp(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CacheError(f"{path}: its stamp is missing or unreadable ({err}); {rebuild}") from err
+    if recorded.get("sha256") != file_digest(path):
+        raise CacheError(f"{path}: damaged, its bytes differ from the checksum it was written "
+                         f"with; {rebuild}")
+    try:
+        data = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise CacheError(f"{path}: cannot be loaded ({err}); {rebuild}") from err
     return CachedSplit(data["waves"], data["labels"], data["paths"],
                        [tuple(s) for s in data["skipped"]], data["key"])
 

@@ -6,6 +6,8 @@ model anywhere, on CPU too, without the code that trained it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 from pathlib import Path
 
@@ -15,8 +17,10 @@ from torch import nn
 from helpers import models
 from helpers.atomic import atomic_write
 from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE
+from helpers.irmas import ALL_CODES
 
 FORMAT = "irmas-instruments/1"
+TASKS = ("single", "multi")  # Stage 1 (one instrument, softmax), Stage 2 (any, sigmoid)
 
 
 class CheckpointError(ValueError):
@@ -29,9 +33,21 @@ def model_meta(name: str, task: str = "single", **model_kwargs) -> dict:
             "sample_rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES}
 
 
+def fingerprint(state: dict[str, torch.Tensor], classes: list[str]) -> str:
+    """Binds the class list to the weights: an edited or reordered class list no longer
+    matches, so a model is never read with another meaning for its outputs."""
+    h = hashlib.sha256(json.dumps(classes).encode())
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy()
+                 .tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, **extra) -> Path:
     """Save the state dict (moved to CPU), `meta` and any `extra` plain data atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    meta = {**meta, "fingerprint": fingerprint(state, meta["classes"])}
     payload = {"format": FORMAT, "state_dict": state, "meta": meta, **extra}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -41,6 +57,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint here; train a model first (notebook 03)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (an interrupted copy?); copy or train it again")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
@@ -55,11 +73,54 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data
 
 
+def check_meta(meta, path: str | Path = "checkpoint") -> dict:
+    """The metadata a model is rebuilt from, checked field by field; a `CheckpointError`
+    names the first field that is missing or wrong."""
+    def bad(field: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: metadata field {field!r} {why}")
+
+    if not isinstance(meta, dict):
+        raise bad("meta", "is missing (not a dict)")
+    name = meta.get("model")
+    if models.RENAMED.get(name, name) not in models.MODELS:
+        raise bad("model", f"is {name!r}, not one of {sorted(models.MODELS)}")
+    if not isinstance(meta.get("model_kwargs", {}), dict):
+        raise bad("model_kwargs", "is not a dict")
+    if meta.get("task") not in TASKS:
+        raise bad("task", f"is {meta.get('task')!r}, not one of {TASKS}")
+    classes = meta.get("classes")
+    if (not isinstance(classes, list) or not classes or len(set(classes)) != len(classes)
+            or not set(classes) <= set(ALL_CODES)):
+        raise bad("classes", f"is {classes!r}, not a list of distinct IRMAS codes {ALL_CODES}")
+    for field in ("sample_rate", "clip_samples"):
+        value = meta.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise bad(field, f"is {value!r}, not a positive whole number")
+    return meta
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                ) -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode."""
+    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode. The
+    metadata is checked first, and the rebuilt model's outputs against its class list."""
     data = load_checkpoint(path, map_location)
-    meta = data["meta"]
-    model = models.build(meta["model"], **meta["model_kwargs"])
-    model.load_state_dict(data["state_dict"])
+    meta = check_meta(data.get("meta"), path)
+    if "fingerprint" in meta and meta["fingerprint"] != fingerprint(data["state_dict"],
+                                                                    meta["classes"]):
+        raise CheckpointError(f"{path}: metadata field 'classes' ({meta['classes']}) is not the "
+                              "list these weights were trained with (edited or reordered?)")
+    try:
+        model = models.build(meta["model"], n_outputs=len(meta["classes"]),
+                             **meta.get("model_kwargs", {}))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: metadata field 'model_kwargs' does not build a "
+                              f"{meta['model']!r} model ({err})") from err
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model its metadata describes ({meta['model']}, "
+            f"{len(meta['classes'])} classes): {first[1].strip() if len(first) > 1 else first[0]}"
+        ) from err
     return model.to(map_location).eval(), meta

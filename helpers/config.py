@@ -82,6 +82,7 @@ class TrainingConfig:
     lr: float = 3e-4
     patience: int = 0  # stop after this many epochs without a better validation score; 0: never
     resume: bool = True  # continue from the model's last.pt when there is one
+    overwrite: bool = False  # start afresh over a best.pt this run did not produce
     random_seed: int = SEED
     device: str | None = None  # None: CUDA when available, else the CPU
     progress: bool = True

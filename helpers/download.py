@@ -18,9 +18,15 @@ from tqdm.auto import tqdm
 
 from helpers.irmas import ARCHIVES, Archive, md5sum
 
+ARCHIVE_DIR = "archives"  # under the data folder, unless download_irmas is told otherwise
+
 
 class ChecksumError(RuntimeError):
     """A file whose md5 differs from the published one; the message says what to do."""
+
+
+class NotAnArchiveError(ValueError):
+    """A file handed over as an archive that is not a zip (e.g. an HTML error page)."""
 
 
 class UnsafeArchiveError(ValueError):
@@ -78,8 +84,13 @@ def extract(
     target: str | Path,
     manifest: pd.DataFrame | None = None,
     progress: bool = True,
+    folders: set[str] | None = None,
 ) -> list[str]:
     """Unpack `zip_path` into `target`, verify against `manifest`, and return its top folders.
+
+    `folders` are the top-level folders the archive may hold (an IRMAS archive: its own);
+    hidden names and the archive folder are refused in any case. An archive unpacked before
+    is skipped while its folders (and the manifest's files in them) are still there.
 
     Nothing appears under `target` until every member was unpacked and every manifest file
     inside the archive matched its md5; a failed or interrupted run leaves only a hidden staging
@@ -88,17 +99,37 @@ def extract(
     zip_path, target = Path(zip_path), Path(target)
     stamp = target / f".{zip_path.stem}.complete"
     if stamp.is_file():
-        return stamp.read_text().split("\n")
+        tops = stamp.read_text().split("\n")
+        missing = _missing(target, tops, manifest)
+        if not missing:
+            return tops
+        print(f"unpacking {zip_path.name} again: {missing} is gone since it was unpacked",
+              flush=True)
+        stamp.unlink()
     staging = target / f".{zip_path.stem}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        with zipfile.ZipFile(zip_path) as zf:
+        try:
+            zf = zipfile.ZipFile(zip_path)
+        except zipfile.BadZipFile as err:
+            head = zip_path.read_bytes()[:16]
+            raise NotAnArchiveError(
+                f"{zip_path}: not a zip archive (it starts with {head!r}; a web page instead of "
+                "the file?). Delete it and download it again.") from err
+        with zf:
             _check_members(zf, staging)
             for member in tqdm(zf.infolist(), desc=f"unzip {zip_path.name}",
                                disable=not progress):
                 zf.extract(member, staging)
         tops = sorted(p.name for p in staging.iterdir())
+        foreign = [t for t in tops if t.startswith(".") or t == ARCHIVE_DIR
+                   or (folders is not None and t not in folders)]
+        if foreign:
+            raise UnsafeArchiveError(
+                f"{zip_path}: its top-level {foreign} would replace folders that are not its own "
+                f"(expected {sorted(folders) if folders is not None else 'data folders'}); "
+                "refusing it (it is not an original IRMAS archive).")
         if manifest is not None:
             inside = manifest[manifest["path"].str.split("/").str[0].isin(tops)]
             _verify_extracted(inside, staging, zip_path.name)
@@ -111,6 +142,19 @@ def extract(
     staging.rmdir()
     stamp.write_text("\n".join(tops))
     return tops
+
+
+def _missing(target: Path, tops: list[str], manifest: pd.DataFrame | None) -> str | None:
+    """The first folder or manifest file of an unpacked archive that is no longer there."""
+    for top in tops:
+        if not (target / top).is_dir():
+            return str(target / top)
+    if manifest is not None:
+        inside = manifest[manifest["path"].str.split("/").str[0].isin(tops)]
+        for path in inside["path"]:
+            if not (target / path).is_file():
+                return str(target / path)
+    return None
 
 
 def _verify_extracted(rows: pd.DataFrame, root: Path, archive_name: str) -> None:
@@ -143,14 +187,15 @@ def download_irmas(
     3 GB download survives a disconnect). `drive_ids` maps a part to a Google Drive file id.
     """
     data_dir = Path(data_dir)
-    archive_dir = Path(archive_dir) if archive_dir else data_dir / "archives"
+    archive_dir = Path(archive_dir) if archive_dir else data_dir / ARCHIVE_DIR
     drive_ids = drive_ids or {}
     for part in parts:
         archive = ARCHIVES[part]
-        if (data_dir / f".{Path(archive.filename).stem}.complete").is_file():
+        stamp = data_dir / f".{Path(archive.filename).stem}.complete"
+        if stamp.is_file() and not _missing(data_dir, [archive.folder], manifest):
             continue
         zip_path = fetch(archive, archive_dir, drive_id=drive_ids.get(part))
-        extract(zip_path, data_dir, manifest)
+        extract(zip_path, data_dir, manifest, folders={archive.folder})
         if not keep_archives:
             zip_path.unlink()
     folders = [ARCHIVES[part].folder for part in parts]

@@ -1,11 +1,14 @@
 """Name the instruments in any recording: 3 s windows with a hop, probabilities per file.
 
 The models hear 3 s clips. A recording of any length, rate or channel count is read with
-soundfile, made stereo at the checkpoint's sample rate, cut into overlapping windows (a short
-file is padded to one window), each window peak-normalised like the training clips, and the
-window probabilities averaged. A Stage-1 (single-label) model's averaged softmax names every
-instrument within half of the top probability (Han, Kim & Lee, 2017); a Stage-2 (multi-label)
-model's averaged sigmoid names every instrument at 0.5 or more, and at least the most probable.
+soundfile a block at a time, made stereo at the checkpoint's sample rate, cut into overlapping
+windows (a short file is padded to one window), each window peak-normalised like the training
+clips, and the window probabilities averaged; memory is one block plus one batch of windows,
+whatever the length. Windows below an audibility floor are silence and left out; a file that
+is all silence names no instrument. A Stage-1 (single-label) model's averaged softmax names
+every instrument within half of the top probability (Han, Kim & Lee, 2017); a Stage-2
+(multi-label) model's averaged sigmoid names every instrument at 0.5 or more, and at least the
+most probable.
 
     python -m helpers.predict --checkpoint runs/demo/stage2/mel/best.pt song.wav other.flac
 """
@@ -14,63 +17,105 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from helpers.audio import AudioError, fix_length, peak_normalise, read_audio
+from helpers.audio import AudioError, AudioStream, fix_length, peak_normalise
 from helpers.checkpoints import CheckpointError, load_model
-from helpers.config import CLASS_NAMES
+from helpers.config import CLASS_NAMES, CLIP_SAMPLES, SAMPLE_RATE
 
 HOP_SECONDS = 1.5
+MIN_HOP_SECONDS = 0.1  # finer hops multiply the windows without hearing anything new
 THRESHOLD = 0.5
+# A window whose RMS is below -60 dBFS is silence (16-bit dither sits near -90 dBFS).
+SILENCE_RMS = 10 ** (-60 / 20)
 
 
-def window_starts(n: int, length: int, hop: int) -> list[int]:
-    """Where the windows of an `n`-sample recording start: every `hop` samples, plus one ending
-    at the end; a recording shorter than `length` gets one window (padded)."""
-    starts = list(range(0, max(n - length, 0) + 1, hop))
-    if starts[-1] + length < n:
-        starts.append(n - length)
-    return starts
+def stream_windows(blocks: Iterable[torch.Tensor], length: int, hop: int
+                   ) -> Iterator[torch.Tensor]:
+    """The raw `[2, length]` windows of a recording that arrives as `[2, n]` blocks: one every
+    `hop` samples, plus one ending at the end; a recording shorter than `length` gives one
+    window, padded with silence. Only the samples a later window still needs are kept."""
+    buffer, offset, total, next_start, emitted_end = torch.zeros(2, 0), 0, 0, 0, 0
+    for block in blocks:
+        buffer = torch.cat([buffer, block], dim=1)
+        total += block.shape[1]
+        while next_start + length <= total:
+            yield buffer[:, next_start - offset:next_start - offset + length]
+            emitted_end, next_start = next_start + length, next_start + hop
+        keep = max(min(next_start, total - length), offset)
+        buffer, offset = buffer[:, keep - offset:], keep
+    if total and not emitted_end:
+        yield fix_length(buffer, length)
+    elif emitted_end < total:
+        yield buffer[:, total - length - offset:]
 
 
-def windows(wave: torch.Tensor, length: int, starts: list[int]) -> torch.Tensor:
-    """`[2, N]` → `[len(starts), 2, length]`, each window peak-normalised like a training clip
-    (a window running past the end is padded with silence)."""
-    return peak_normalise(torch.stack([fix_length(wave[:, s:s + length], length)
-                                       for s in starts]))
+@dataclass
+class Heard:
+    """Averaged probabilities `[C]` over the audible windows, and how many windows there were."""
+
+    probs: torch.Tensor
+    windows: int
+    silent: int
+
+    @property
+    def all_silent(self) -> bool:
+        return self.silent == self.windows
 
 
 @torch.no_grad()
-def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
-                  hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> torch.Tensor:
-    """Per-class probabilities `[C]` of a `[2, N]` recording, averaged over its windows. Only
-    `batch_size` windows exist at a time: memory is the recording plus one batch, not the ~2×
-    copy that overlapping windows of the whole recording would take."""
+def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tensor],
+         hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> Heard:
+    """Windows of a `[2, N]` recording (or of its blocks, as `AudioStream` yields them), silent
+    ones left out, the rest batched through `model`; probabilities averaged."""
     device = next(model.parameters()).device
     length = meta["clip_samples"]
-    starts = window_starts(wave.shape[-1], length, max(1, round(hop_seconds * meta["sample_rate"])))
-    total = 0
-    for i in range(0, len(starts), batch_size):
-        logits = model(windows(wave, length, starts[i:i + batch_size]).to(device)).float()
+    hop = max(1, round(hop_seconds * meta["sample_rate"]))
+    blocks = [audio] if isinstance(audio, torch.Tensor) else audio
+    total, count, silent, batch = torch.zeros(len(meta["classes"])), 0, 0, []
+
+    def run(batch: list[torch.Tensor]) -> torch.Tensor:
+        logits = model(peak_normalise(torch.stack(batch)).to(device)).float()
         probs = logits.softmax(dim=1) if meta["task"] == "single" else logits.sigmoid()
-        total = total + probs.sum(dim=0)
-    return (total / len(starts)).cpu()
+        return probs.sum(dim=0).cpu()
+
+    for window in stream_windows(blocks, length, hop):
+        count += 1
+        if window.square().mean().sqrt() < SILENCE_RMS:
+            silent += 1
+            continue
+        batch.append(window)
+        if len(batch) == batch_size:
+            total, batch = total + run(batch), []
+    if batch:
+        total = total + run(batch)
+    audible = count - silent
+    return Heard(total / audible if audible else total, count, silent)
+
+
+def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
+                  hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> torch.Tensor:
+    """Per-class probabilities `[C]` of a `[2, N]` recording, averaged over its audible
+    windows (all zero when it is silent)."""
+    return hear(model, meta, wave, hop_seconds, batch_size).probs
 
 
 def present(probs: torch.Tensor, task: str, threshold: float = THRESHOLD) -> torch.Tensor:
     """Multi-hot `[..., C]` of the instruments named: single-label models name every class at
     `threshold` × the top probability or more; multi-label ones every class at `threshold` or
-    more, and at least the most probable (a recording holds some instrument)."""
+    more, and at least the most probable (a recording holds some instrument). All-zero
+    probabilities (silence) name nothing."""
     top = probs.amax(dim=-1, keepdim=True)
-    if task == "single":
-        return (probs >= threshold * top).float()
-    return ((probs >= threshold) | (probs == top)).float()
+    named = (probs >= threshold * top if task == "single"
+             else (probs >= threshold) | (probs == top))
+    return (named & (top > 0)).float()
 
 
 @dataclass
@@ -81,11 +126,18 @@ class Prediction:
     seconds: float
     probabilities: dict[str, float]
     present: list[str]
+    silent: bool = False
+    declared_seconds: float | None = None  # set when less decoded than the header declares
 
     def line(self) -> str:
+        where = f"{self.path} ({self.seconds:.1f} s"
+        if self.declared_seconds is not None:
+            where += f", decoded {self.seconds:.1f} of {self.declared_seconds:.1f} s"
+        if self.silent:
+            return f"{where}): silent, no instrument named"
         named = ", ".join(f"{CLASS_NAMES.get(c, c)} {self.probabilities[c]:.0%}"
                           for c in self.present)
-        return f"{self.path} ({self.seconds:.1f} s): {named}"
+        return f"{where}): {named}"
 
 
 class Predictor:
@@ -110,33 +162,71 @@ class Predictor:
         return probabilities(self.model, self.meta, wave, self.hop_seconds)
 
     def __call__(self, path: str | Path) -> Prediction:
-        """Predict one file; raises `AudioError` (naming it) when it cannot be used."""
-        wave = read_audio(path, self.meta["sample_rate"])
-        probs = self.probabilities(wave)
-        named = present(probs, self.meta["task"], self.threshold).bool().tolist()
-        return Prediction(str(path), wave.shape[-1] / self.meta["sample_rate"],
-                          dict(zip(self.classes, probs.tolist())),
-                          [c for c, on in zip(self.classes, named) if on])
+        """Predict one file, read a block at a time; raises `AudioError` (naming it) when it
+        cannot be used."""
+        stream = AudioStream(path, self.meta["sample_rate"])
+        heard = hear(self.model, self.meta, stream, self.hop_seconds)
+        named = present(heard.probs, self.meta["task"], self.threshold).bool().tolist()
+        return Prediction(str(path), stream.decoded_seconds,
+                          dict(zip(self.classes, heard.probs.tolist())),
+                          [c for c, on in zip(self.classes, named) if on], heard.all_silent,
+                          stream.declared_seconds if stream.cut_short else None)
 
-    def each(self, paths: Iterable[str | Path]) -> Iterator[Prediction | AudioError]:
-        """A `Prediction` per file, or the `AudioError` that file raised; never stops early."""
+    def each(self, paths: Iterable[str | Path]) -> Iterator[Prediction | Exception]:
+        """A `Prediction` per file, or the error that file raised; never stops early."""
         for path in paths:
             try:
                 yield self(path)
-            except AudioError as err:
-                yield err
+            except Exception as err:  # one bad file must not cost the others their answer
+                yield err if isinstance(err, AudioError) else AudioError(
+                    f"{path}: {type(err).__name__}: {err}")
+
+
+def _number(low: float, high: float, what: str, low_open: bool = False):
+    """An argparse type: a finite float in [low, high] (or (low, high])."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        below = value <= low if low_open else value < low
+        if not math.isfinite(value) or below or value > high:
+            raise argparse.ArgumentTypeError(
+                f"{text}: {what} must be {'over' if low_open else 'at least'} {low:g} and at "
+                f"most {high:g}")
+        return value
+    return parse
+
+
+def _device(text: str) -> str:
+    """An argparse type: `cpu`, or `cuda`/`cuda:N` when that GPU exists here."""
+    if text == "cpu":
+        return text
+    if text == "cuda" or text.startswith("cuda:"):
+        index = text.partition(":")[2] or "0"
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU on this machine; use cpu")
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 ...")
+        return text
+    raise argparse.ArgumentTypeError(f"{text}: choose cpu or cuda (cuda:N)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="irmas-predict", description="Name the instruments (guitar, piano, trumpet, "
-        "violin) playing in audio files, with a trained checkpoint.")
+        prog="irmas-predict", description="Name the instruments playing in audio files, with a "
+        "trained checkpoint (it names the instruments it was trained on).")
+    clip_seconds = CLIP_SAMPLES / SAMPLE_RATE
     parser.add_argument("--checkpoint", required=True, help="a best.pt from stage1/ or stage2/")
     parser.add_argument("files", nargs="+", help="audio files soundfile reads (WAV, FLAC, OGG…)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file")
-    parser.add_argument("--hop", type=float, default=HOP_SECONDS, help="seconds between windows")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD)
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--hop", default=HOP_SECONDS,
+                        type=_number(MIN_HOP_SECONDS, round(clip_seconds, 2), "the hop"),
+                        help=f"seconds between windows ({MIN_HOP_SECONDS} to a window's length)")
+    parser.add_argument("--threshold", default=THRESHOLD, type=_number(0, 1, "the threshold"),
+                        help="probability at which an instrument is named (0 to 1)")
+    parser.add_argument("--device", default="cpu", type=_device, help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.checkpoint, args.device, args.hop, args.threshold)
@@ -145,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = 0
     for result in predictor.each(args.files):
-        if isinstance(result, AudioError):
+        if isinstance(result, Exception):
             failed += 1
             print(f"error: {result}", file=sys.stderr)
         elif args.json:
-            print(json.dumps(result.__dict__))
+            print(json.dumps(asdict(result)))
         else:
             print(result.line())
     return 1 if failed else 0

@@ -47,7 +47,11 @@ def read_json(path: str | Path, producer: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run notebooks/{producer}.ipynb first.")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); run notebooks/{producer}.ipynb "
+                         "again to rewrite it") from err
 
 
 def save_dataset(run: RunLayout | str | Path, source: str, data_dir: str | Path,

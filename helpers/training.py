@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
 from helpers.batches import Batches
-from helpers.checkpoints import load_checkpoint, load_model, save_checkpoint
+from helpers.checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from helpers.config import TrainingConfig
 from helpers.layout import ModelFiles
 
@@ -104,6 +104,8 @@ def fit(
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         history = list(state["history"])
+    if not history and files.best.is_file() and not config.overwrite:
+        raise FileExistsError(_refusal(files))
     start = len(history) + 1
     for epoch in range(start, config.epochs + 1):
         if config.patience and _epochs_since_best(history) >= config.patience:
@@ -154,6 +156,19 @@ def fit_and_test(model: nn.Module, batches: dict[str, Batches], loss_fn: LossFn,
     device = pick_device(config.device)
     best, _ = load_model(result.best_path, device)
     return result, summary_fn(*predict(best, batches["test"], device))
+
+
+def _refusal(files: ModelFiles) -> str:
+    """Why a fresh run will not replace a best.pt it did not produce."""
+    try:
+        meta = load_checkpoint(files.best)["meta"]
+        score = meta.get("val_score", float("nan"))
+        what = f"epoch {meta.get('epoch')}, validation score {score:.3f}"
+    except (CheckpointError, OSError) as err:
+        what = f"unreadable: {err}"
+    return (f"{files.best} holds a model this run did not produce ({what}) and there is no "
+            f"{files.last.name} to resume from; training afresh would replace it. Use a new run "
+            "folder, or set overwrite=True in the training configuration to start over.")
 
 
 def _epochs_since_best(history: list[dict]) -> int:

@@ -143,3 +143,24 @@ def test_prediction_browser_filters_plays_and_shows_probabilities(run):
     outcome.value = "wrong"
     assert ev.select("vio", "vio", "wrong") == [], "one instrument named: violin named is right"
     assert "no item matches" in heading.value and player.layout.display == "none"
+
+
+def test_report_without_excerpts_writes_the_rest_and_says_what_is_missing(run, tmp_path):
+    sections = {"clips": analysis.evaluate_clips(run, "cpu")}
+    other = tmp_path / "run"
+    shutil.copytree(run, other)
+    analysis.save(other, sections, hop_seconds=1.5)  # notebook 06 with evaluate_excerpts=False
+    block = report.results_markdown(other)
+    assert "#### Stage 1" in block and "| mel | demo (this run) |" in block
+    assert "evaluate_excerpts = False" in block
+
+
+@pytest.mark.parametrize("where", ["stage1/mel/metrics.json", "analysis/metrics.json"])
+def test_report_names_a_broken_record(run, tmp_path, capsys, where):
+    other = tmp_path / "run"
+    shutil.copytree(run, other)
+    analysis.save(other, {"clips": analysis.evaluate_clips(other, "cpu")}, hop_seconds=1.5)
+    (other / where).write_text('{"model": "mel\x01"')
+    assert report.main(["--run-dir", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(other / where) in err and "Traceback" not in err

@@ -66,3 +66,48 @@ def test_unknown_split_is_an_error(demo_set, tmp_path):
     root, manifest = demo_set
     with warnings.catch_warnings(), pytest.raises(ValueError, match="nope"):
         cache.build_split(manifest, root, "nope", tmp_path / "nope.pt")
+
+
+def _val(demo_set, tmp_path):
+    root, manifest = demo_set
+    return cache.build_split(manifest, root, "val", tmp_path / "val.pt", progress=False)
+
+
+def test_a_truncated_cache_is_named_on_load_and_rebuilt(demo_set, tmp_path, capsys):
+    root, manifest = demo_set
+    path = _val(demo_set, tmp_path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(cache.CacheError, match=f"{path}.*damaged.*02_balance"):
+        cache.load_split(path)
+    cache.build_split(manifest, root, "val", path, progress=False)
+    assert "rebuilding" in capsys.readouterr().out and path.read_bytes() == whole
+
+
+def test_overwritten_bytes_never_load_as_nan_audio(demo_set, tmp_path):
+    path = _val(demo_set, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4000] = b"\xff" * 4000  # NaN as float16
+    path.write_bytes(bytes(data))
+    with pytest.raises(cache.CacheError, match="damaged"):
+        cache.load_split(path)
+
+
+def test_a_source_file_replaced_after_caching_is_noticed(demo_set, tmp_path, capsys):
+    root, manifest = demo_set
+    copy = tmp_path / "data"
+    rows = manifest[manifest["split"] == "val"]
+    for path in rows["path"]:
+        (copy / path).parent.mkdir(parents=True, exist_ok=True)
+        (copy / path).write_bytes((root / path).read_bytes())
+    target = cache.build_split(manifest, copy, "val", tmp_path / "val.pt", progress=False)
+    first = cache.load_split(target)
+    replaced = rows["path"].iloc[0]
+    other = rows["path"].iloc[1]
+    (copy / replaced).write_bytes((root / other).read_bytes())  # another recording's audio
+    cache.build_split(manifest, copy, "val", target, progress=False)
+    assert "source files" in capsys.readouterr().out
+    again = cache.load_split(target)
+    i, j = again.paths.index(replaced), again.paths.index(other)
+    assert torch.equal(again.waves[i], again.waves[j]) and not torch.equal(
+        first.waves[i], again.waves[i])

@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import http.server
+import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -171,3 +172,36 @@ def test_download_irmas_skips_what_is_verified_and_can_drop_archives(server, tmp
     hits = len(Handler.hits)
     download.download_irmas(data, manifest, parts=("train",), keep_archives=False)
     assert len(Handler.hits) == hits, "a verified, unpacked part is not fetched again"
+
+
+def test_a_kept_stamp_does_not_vouch_for_a_deleted_folder(tmp_path, capsys):
+    wav = _clip_bytes(tmp_path)
+    archive = _zip(tmp_path / "IRMAS-TrainingData.zip", {CLIP: wav})
+    data = tmp_path / "data"
+    manifest = _manifest(CLIP, hashlib.md5(wav).hexdigest())
+    download.extract(tmp_path / archive.filename, data, manifest, progress=False)
+    shutil.rmtree(data / "IRMAS-TrainingData")  # the stamp .IRMAS-TrainingData.complete stays
+    download.extract(tmp_path / archive.filename, data, manifest, progress=False)
+    assert (data / CLIP).read_bytes() == wav and "again" in capsys.readouterr().out
+
+
+def test_an_archive_may_not_replace_the_archives_folder(tmp_path):
+    data = tmp_path / "data"
+    (data / "archives").mkdir(parents=True)
+    (data / "archives" / "IRMAS-TrainingData.zip").write_bytes(b"3 GB of care")
+    evil = _zip(tmp_path / "evil.zip", {"archives/readme.txt": b"gone", CLIP: b"x"})
+    with pytest.raises(download.UnsafeArchiveError, match="archives"):
+        download.extract(tmp_path / evil.filename, data, progress=False)
+    assert (data / "archives" / "IRMAS-TrainingData.zip").read_bytes() == b"3 GB of care"
+    other = _zip(tmp_path / "IRMAS-TestingData-Part1.zip", {CLIP: b"x"})
+    with pytest.raises(download.UnsafeArchiveError, match="IRMAS-TrainingData"):
+        download.extract(tmp_path / other.filename, data, progress=False,
+                         folders={"IRMAS-TestingData-Part1"})
+
+
+def test_a_web_page_instead_of_a_zip_is_named(tmp_path):
+    page = tmp_path / "IRMAS-TrainingData.zip"
+    page.write_bytes(b"<!DOCTYPE html><html>Too many requests</html>")
+    with pytest.raises(download.NotAnArchiveError, match="not a zip archive.*html"):
+        download.extract(page, tmp_path / "data", progress=False)
+    assert not [p for p in (tmp_path / "data").iterdir()], "nothing left behind"

@@ -1,6 +1,7 @@
 """`helpers.predict` on real audio files and real (untrained) checkpoints."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,20 +13,33 @@ import torch
 from conftest import BAD_KINDS, REPO, bad_audio_files, write_wav
 
 from helpers import checkpoints, models, predict
+from helpers.audio import peak_normalise, read_audio
 from helpers.config import CLIP_SAMPLES
 
 
-def test_windows_cover_the_whole_recording_and_pad_short_ones():
-    assert predict.window_starts(500, 4000, 1000) == [0]
-    assert predict.window_starts(4000, 4000, 1000) == [0]
-    assert predict.window_starts(10_500, 4000, 1000) == [0, 1000, 2000, 3000, 4000, 5000, 6000,
-                                                          6500], "the last ends at the end"
-    short = predict.windows(torch.ones(2, 500), 4000, [0])
-    assert short.shape == (1, 2, 4000) and short[0, :, 500:].abs().sum() == 0
-    wave = torch.arange(10_500.0).expand(2, -1)
-    cut = predict.windows(wave, 4000, [0, 6500])
-    assert cut.abs().amax() <= 0.5, "each window is peak-normalised"
-    assert torch.allclose(cut[-1, 0] * 2 * 10_499, wave[0, -4000:])
+def _starts(n: int, length: int, hop: int, block: int) -> list[int]:
+    """Where the windows of an `n`-sample ramp fed in `block`-sample blocks start."""
+    ramp = torch.arange(float(n)).expand(2, -1)
+    blocks = [ramp[:, i:i + block] for i in range(0, n, block)]
+    return [int(w[0, 0]) for w in predict.stream_windows(blocks, length, hop)]
+
+
+@pytest.mark.parametrize("block", [1, 333, 4000, 100_000])
+def test_windows_cover_the_whole_recording_whatever_the_blocks(block):
+    assert _starts(4000, 4000, 1000, block) == [0]
+    assert _starts(10_500, 4000, 1000, block) == [0, 1000, 2000, 3000, 4000, 5000, 6000,
+                                                  6500], "the last ends at the end"
+    assert _starts(9000, 4000, 2500, block) == [0, 2500, 5000]
+    ramp = torch.arange(10_500.0).expand(2, -1)
+    last = list(predict.stream_windows([ramp[:, i:i + block] for i in range(0, 10_500, block)],
+                                       4000, 1000))[-1]
+    assert torch.equal(last, ramp[:, -4000:])
+
+
+def test_a_short_recording_is_one_padded_window():
+    (short,) = predict.stream_windows([torch.ones(2, 300), torch.ones(2, 200)], 4000, 1000)
+    assert short.shape == (2, 4000) and short[:, :500].eq(1).all() and short[:, 500:].eq(0).all()
+    assert list(predict.stream_windows([], 4000, 1000)) == []
 
 
 def test_present_rules():
@@ -59,8 +73,9 @@ def test_probabilities_are_the_mean_over_windows(checkpoint):
     wave = torch.randn(2, 2 * CLIP_SAMPLES) * 0.1
     probs = predict.probabilities(model, meta, wave, hop_seconds=CLIP_SAMPLES / 44_100,
                                   batch_size=1)
+    halves = torch.stack([wave[:, :CLIP_SAMPLES], wave[:, CLIP_SAMPLES:]])
     with torch.no_grad():
-        each = model(predict.windows(wave, CLIP_SAMPLES, [0, CLIP_SAMPLES])).sigmoid()
+        each = model(peak_normalise(halves)).sigmoid()
     assert torch.allclose(probs, each.mean(0), atol=1e-5)
 
 
@@ -91,11 +106,86 @@ def test_command_refuses_what_is_not_a_usable_checkpoint(tmp_path, capsys):
         assert message in err and "Traceback" not in err
 
 
-def test_silent_file_gives_finite_probabilities(checkpoint, tmp_path):
+@pytest.mark.parametrize("samples", [4 * 44_100, 1])
+def test_silence_names_no_instrument(checkpoint, tmp_path, capsys, samples):
     path = tmp_path / "silence.wav"
-    sf.write(path, np.zeros((44_100, 2), np.float32), 44_100)
+    data = np.zeros((samples, 2), np.float32)
+    data[0] = 0.3  # a lone click is not music either
+    sf.write(path, data, 44_100)
     result = predict.Predictor(checkpoint)(path)
-    assert all(np.isfinite(p) for p in result.probabilities.values())
+    assert result.silent and result.present == []
+    assert all(p == 0 for p in result.probabilities.values())
+    assert predict.main(["--checkpoint", str(checkpoint), str(path)]) == 0
+    assert "silent, no instrument named" in capsys.readouterr().out
+
+
+def test_silent_windows_are_left_out_of_the_average(checkpoint, tmp_path):
+    tone = write_wav(tmp_path / "tone.wav", 6.0)
+    data, sr = sf.read(tone, dtype="float32")
+    padded = tmp_path / "tone then silence.wav"
+    sf.write(padded, np.concatenate([data, np.zeros((12 * sr, 2), np.float32)]), sr)
+    model, meta = checkpoints.load_model(checkpoint)
+    heard = predict.hear(model, meta, read_audio(padded))
+    # 18 s, a window every 1.5 s plus one ending at the end: 12; the 8 starting at 6 s or
+    # later hear only silence
+    assert (heard.windows, heard.silent) == (12, 8) and not heard.all_silent
+    first_four = read_audio(padded)[:, :4 * 66_150 + 132_299 - 66_150]
+    assert torch.allclose(heard.probs, predict.hear(model, meta, first_four).probs, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [44_099, 44_056, 22_050, 48_000])
+def test_odd_sample_rates_cost_memory_in_proportion(checkpoint, tmp_path, rate):
+    path = write_wav(tmp_path / f"odd {rate}.wav", 4.0, sr=rate)
+    code = ("import resource, sys; from helpers import predict; "
+            "p = predict.Predictor(sys.argv[1]); p(sys.argv[2]); "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            "r = p(sys.argv[2]); "
+            "print(r.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    done = subprocess.run([sys.executable, "-c", code, str(checkpoint), str(path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seconds, grown_kib = done.stdout.split()
+    assert float(seconds) == pytest.approx(4.0, abs=0.01)
+    assert int(grown_kib) < 100 * 1024, "no resampling kernel of gigabytes"
+
+
+def test_peak_memory_does_not_grow_with_the_length_of_the_file(checkpoint, tmp_path):
+    """After a 30-second file, a 10-minute one costs hardly more: it is read in blocks."""
+    short = write_wav(tmp_path / "short.wav", 30.0, sr=22_050)
+    long = write_wav(tmp_path / "long.wav", 600.0, sr=22_050)
+    code = ("import resource, sys; from helpers import predict; "
+            "p = predict.Predictor(sys.argv[1]); p(sys.argv[2]); "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; p(sys.argv[3]); "
+            "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", code, str(checkpoint), str(short), str(long)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    recording_kib = 600 * 44_100 * 2 * 4 // 1024  # the whole 10 minutes as float32: 207 MiB
+    assert after - before < recording_kib / 4, (before, after)
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--hop", "0", "hop"), ("--hop", "-1", "hop"), ("--hop", "1e-9", "hop"),
+    ("--hop", "nan", "hop"), ("--hop", "inf", "hop"), ("--hop", "4", "hop"),
+    ("--threshold", "2", "threshold"), ("--threshold", "-1", "threshold"),
+    ("--threshold", "nan", "threshold"), ("--device", "meta", "cpu or cuda")])
+def test_the_command_rejects_bad_options_in_one_line(checkpoint, tmp_path, capsys, flag,
+                                                      value, message):
+    song = write_wav(tmp_path / "a.wav", 1.0)
+    with pytest.raises(SystemExit) as exit_:
+        predict.main(["--checkpoint", str(checkpoint), str(song), flag, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err.splitlines()[-1] and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_cuda_without_a_gpu_says_so_not_blaming_the_checkpoint(checkpoint, tmp_path, capsys):
+    song = write_wav(tmp_path / "a.wav", 1.0)
+    with pytest.raises(SystemExit) as exit_:
+        predict.main(["--checkpoint", str(checkpoint), str(song), "--device", "cuda"])
+    assert exit_.value.code == 2 and "no CUDA GPU" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -132,3 +222,26 @@ def test_console_script_is_installed(checkpoint, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["path"] == str(song)
+
+
+def test_a_streamed_wav_with_an_unknown_riff_size_is_read_whole(checkpoint, tmp_path):
+    path = write_wav(tmp_path / "streamed.wav", 4.0)
+    data = bytearray(path.read_bytes())
+    data[4:8] = b"\xff\xff\xff\xff"  # what streaming writers leave in the RIFF size field
+    path.write_bytes(bytes(data))
+    result = predict.Predictor(checkpoint)(path)
+    assert result.seconds == pytest.approx(4.0, abs=0.01) and result.declared_seconds is None
+
+
+def test_a_cut_off_mp3_says_how_much_decoded(checkpoint, tmp_path, capsys):
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile writes no MP3")
+    full = tmp_path / "full.mp3"
+    rng = np.random.default_rng(0)
+    sf.write(full, (0.1 * rng.standard_normal((4 * 44_100, 2))).astype(np.float32), 44_100,
+             format="MP3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert predict.main(["--checkpoint", str(checkpoint), str(cut)]) == 0
+    line = capsys.readouterr().out
+    assert re.search(r"decoded [12]\.\d of 4\.0 s", line), line

@@ -74,7 +74,7 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
     rebuilt."""
     layout = RunLayout(run)
     head = layout.model("stage2", "transfer")
-    config = TrainingConfig(epochs=1, progress=False, device="cpu", resume=False)
+    config = TrainingConfig(epochs=1, progress=False, device="cpu", resume=False, overwrite=True)
     stage2.train_transfer(run, config)
     caches = _files(layout.cache(s) for s in SPLITS)
     plans = _files(layout.mixes(s) for s in SPLITS)

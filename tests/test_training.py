@@ -208,3 +208,16 @@ def test_a_pickled_whole_model_is_refused(tmp_path):
     torch.save(models.MelCNN(n_mels=32, widths=(8, 16, 16, 32)), path)
     with pytest.raises(checkpoints.CheckpointError, match="whole.pt"):
         checkpoints.load_checkpoint(path)
+
+
+def test_a_fresh_run_never_replaces_a_best_model_it_did_not_produce(tiny, tmp_path):
+    _fit(tiny, tmp_path, epochs=2)
+    best = (tmp_path / "best.pt").read_bytes()
+    history = (tmp_path / "history.csv").read_bytes()
+    (tmp_path / "last.pt").unlink()  # the natural fix for a corrupt last.pt
+    with pytest.raises(FileExistsError, match="did not produce.*epoch.*overwrite=True"):
+        _fit(tiny, tmp_path, epochs=1)
+    assert (tmp_path / "best.pt").read_bytes() == best, "the better model is kept"
+    assert (tmp_path / "history.csv").read_bytes() == history
+    _, result = _fit(tiny, tmp_path, epochs=1, overwrite=True)  # asked for: start over
+    assert list(result.history["epoch"]) == [1]
