@@ -11,6 +11,7 @@ is summed from the cache on the fly, and can be exported to WAV for listening.
 from __future__ import annotations
 
 import itertools
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,11 @@ def load_plan(path: str | Path) -> tuple[MixPlan, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no mixes here. Run notebooks/04_generate_mixes.ipynb "
                                 "first.")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: damaged mix plan ({err}); run "
+                         "notebooks/04_generate_mixes.ipynb again") from err
     return MixPlan(data["sources"], data["gains"], data["targets"]), data["meta"]
 
 

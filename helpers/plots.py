@@ -165,7 +165,8 @@ def confusions(tables: dict[str, pd.DataFrame], share: str = "share of each true
     """Several count tables in one figure, a row each: counts, and each row as shares."""
     n_cols = max(t.shape[1] for t in tables.values())
     n_rows = sum(t.shape[0] for t in tables.values())
-    fig, axes = plt.subplots(len(tables), 2, squeeze=False,
+    heights = [t.shape[0] + 2 for t in tables.values()]  # rows plus room for the labels
+    fig, axes = plt.subplots(len(tables), 2, squeeze=False, height_ratios=heights,
                              figsize=(2 * (1.1 * n_cols + 2.5), 0.55 * n_rows + 1.9 * len(tables)))
     for (title, counts), row in zip(tables.items(), axes):
         _count_and_share(counts.astype(int), title, share, row)

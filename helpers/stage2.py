@@ -8,6 +8,7 @@ it was built from and with which settings, and is rebuilt when, and only when, t
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +45,11 @@ def build_mixes(run: RunLayout | str | Path, uses_per_clip: float = 3.0,
         key = content_key(cached.key, settings)
         path = run.mixes(split)
         if path.is_file():
-            plan, meta = mixing.load_plan(path)
+            try:
+                plan, meta = mixing.load_plan(path)
+            except ValueError as err:  # damaged: plan it again
+                print(f"replanning: {err}", flush=True)
+                meta = {}
             if meta.get("key") == key:
                 plans[split] = plan
                 continue
@@ -136,8 +141,12 @@ def cached_features(run: RunLayout | str | Path, device: torch.device, progress:
         path = files.features(split)
         key = content_key(weights, mixing.load_plan(run.mixes(split))[1]["key"])
         if path.is_file():
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            if stored["key"] == key:
+            try:
+                stored = torch.load(path, map_location="cpu", weights_only=True)
+            except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+                print(f"recomputing {path}: damaged ({err})", flush=True)
+                stored = {}
+            if stored.get("key") == key:
                 out[split] = (stored["features"], stored["targets"])
                 continue
         data = data or load_mixes(run, device)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from helpers import cache, demo, notebooks, runs
+from helpers import cache, checkpoints, demo, models, notebooks, runs
 from helpers.config import SPLITS
 from helpers.layout import RunLayout
 
@@ -43,6 +44,15 @@ def notebook_run(tmp_path_factory):
     run, data = tmp / "run", tmp / "data"
     notebooks.run_all(run, {**TINY_PARAMS, "data_dir": str(data)})
     return run, data
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """An untrained Stage-2 MelCNN checkpoint: what the predict and checkpoint tests load."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ck") / "best.pt"
+    return checkpoints.save_checkpoint(path, models.build("mel"),
+                                       checkpoints.model_meta("mel", task="multi"))
 
 
 def cached_run(demo_set, run_dir: Path) -> Path:

@@ -7,17 +7,9 @@ from conftest import write_wav
 from helpers import checkpoints, models, predict
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "best.pt"
-    return checkpoints.save_checkpoint(path, models.build("mel"),
-                                       checkpoints.model_meta("mel", task="multi"))
-
-
-def _edited(good, tmp_path, **changes):
+def _edited(checkpoint, tmp_path, **changes):
     """A copy of the good checkpoint with its metadata changed (None deletes a field)."""
-    data = torch.load(good, weights_only=True)
+    data = torch.load(checkpoint, weights_only=True)
     for field, value in changes.items():
         if field == "meta" and value is None:
             del data["meta"]
@@ -47,8 +39,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("changes,field", CASES)
-def test_lying_metadata_is_refused_naming_the_field(good, tmp_path, capsys, changes, field):
-    path = _edited(good, tmp_path, **changes)
+def test_lying_metadata_is_refused_naming_the_field(checkpoint, tmp_path, capsys, changes, field):
+    path = _edited(checkpoint, tmp_path, **changes)
     with pytest.raises(checkpoints.CheckpointError, match=field):
         checkpoints.load_model(path)
     song = write_wav(tmp_path / "song.wav", 1.0)
@@ -64,8 +56,8 @@ def test_an_empty_file_says_so(tmp_path):
         checkpoints.load_model(empty)
 
 
-def test_the_good_one_and_old_names_still_load(good, tmp_path):
-    model, meta = checkpoints.load_model(good)
+def test_the_good_one_and_old_names_still_load(checkpoint, tmp_path):
+    model, meta = checkpoints.load_model(checkpoint)
     assert meta["classes"] == ["gac", "pia", "tru", "vio"] and isinstance(model, models.MelCNN)
     old = checkpoints.save_checkpoint(tmp_path / "old.pt", models.Wave1DCNN(),
                                       checkpoints.model_meta("seed"))  # before the rename

@@ -49,14 +49,6 @@ def test_present_rules():
                            "multi").tolist() == [[1, 1, 0, 0], [0, 1, 0, 0]], "at least one"
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "best.pt"
-    return checkpoints.save_checkpoint(path, models.build("mel"),
-                                       checkpoints.model_meta("mel", task="multi"))
-
-
 @pytest.mark.parametrize("seconds,sr,channels", [(7.3, 44_100, 2), (0.5, 8_000, 1),
                                                  (3.0, 96_000, 2)])
 def test_any_rate_length_and_channel_count_gives_probabilities(checkpoint, tmp_path, seconds,

@@ -147,3 +147,20 @@ def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
     torch.manual_seed(config.random_seed)
     scratch = models.build("mel").state_dict()
     assert not all(torch.equal(scratch[k], start.state_dict()[k]) for k in conv)
+
+
+def test_damaged_plans_and_features_are_named_and_made_again(run, capsys):
+    layout = RunLayout(run)
+    stage2.train_transfer(run, TrainingConfig(epochs=1, progress=False, device="cpu",
+                                              resume=False, overwrite=True))
+    features = layout.model("stage2", "transfer").features("val")
+    features.write_bytes(features.read_bytes()[:1000])
+    stage2.cached_features(run, torch.device("cpu"), progress=False)
+    assert f"recomputing {features}: damaged" in capsys.readouterr().out
+    plan = layout.mixes("val")
+    whole = plan.read_bytes()
+    plan.write_bytes(whole[:500])
+    with pytest.raises(ValueError, match=f"{plan}.*damaged.*04_generate_mixes"):
+        stage2.load_mixes(run)
+    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)
+    assert "replanning" in capsys.readouterr().out and plan.read_bytes() == whole
