@@ -338,6 +338,17 @@ class DemoParams:
     recordings_per_class: int
     test_songs: int
     seed: int
+    soundfonts: list[str] | None = None  # None: every General-MIDI soundfont found
+
+
+def _soundfont_paths(names: list[str]) -> list[Path]:
+    found = {name: locate_soundfont(name) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise FileNotFoundError(f"soundfont(s) {missing} not found in "
+                                f"{', '.join(map(str, soundfont_dirs()))}; known: "
+                                f"{SOUNDFONT_NAMES} (apt-get install {APT_PACKAGES})")
+    return [found[name] for name in names]
 
 
 def recordings_per_instrument(largest: int) -> dict[str, int]:
@@ -352,22 +363,25 @@ def render_demo(
     test_songs: int = 12,
     seed: int = SEED,
     progress: bool = True,
+    soundfonts: list[str] | None = None,
 ) -> pd.DataFrame:
     """Render the demo set under `root` and write its `data_manifest.csv`; return the manifest.
 
     Up to `recordings_per_class` recordings × 3 excerpts of 3 s per instrument (fewer for the
     smaller IRMAS classes, in IRMAS's proportions), plus `test_songs` test songs of 2 excerpts
-    (5–10 s, one or two instruments, `.txt` labels). Deterministic for a seed; a set already
-    rendered with the same parameters is reused.
+    (5–10 s, one or two instruments, `.txt` labels). `soundfonts` (file names such as
+    `"TimGM6mb.sf2"`) restricts the timbres, e.g. to test on a soundfont never trained on.
+    Deterministic for a seed; a set already rendered with the same parameters is reused.
     """
     root = Path(root)
-    params = DemoParams(recordings_per_class, test_songs, seed)
+    params = DemoParams(recordings_per_class, test_songs, seed,
+                        list(soundfonts) if soundfonts else None)
     manifest_path = root / irmas.MANIFEST_NAME
     params_path = root / PARAMS_FILE
     fresh = manifest_path.is_file() and params_path.is_file()
     if fresh and json.loads(params_path.read_text()) == asdict(params):
         return irmas.read_manifest(manifest_path)
-    renderer = Renderer()
+    renderer = Renderer(_soundfont_paths(soundfonts) if soundfonts else None)
     excerpt = int(EXCERPT_SECONDS * SAMPLE_RATE)
     train, test = [], []
     counts = recordings_per_instrument(recordings_per_class)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -122,3 +123,19 @@ def count_confusion(targets, pred) -> pd.DataFrame:
     table = table.loc[sorted(set(y.tolist()))]
     table.index.name, table.columns.name = "instruments playing", "instruments named"
     return table
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], groups, n_boot: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of `statistic(item_indices)` resampling whole groups
+    (recordings) with replacement, not items: excerpts of one recording are not independent,
+    so resampling clips would make the interval too narrow."""
+    groups = np.asarray(groups)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    rng = np.random.default_rng(seed)
+    values = [statistic(np.concatenate([members[i] for i in
+                                        rng.integers(len(members), size=len(members))]))
+              for _ in range(n_boot)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

@@ -99,12 +99,6 @@ def _count_and_share(counts: pd.DataFrame, title: str, share: str, axes) -> None
                        else 0)
 
 
-def count_and_share(counts: pd.DataFrame, title: str = "", share: str = "share of each row"
-                    ) -> plt.Figure:
-    """A count table as two heatmaps side by side: counts, and each row as shares (recall)."""
-    return confusions({title: counts}, share)
-
-
 def result_confusions(results: dict) -> plt.Figure:
     """Stage-1 test confusion matrices of trained models (`results.TrainResult`), a row each."""
     names = [CLASS_NAMES[c] for c in CLASSES]

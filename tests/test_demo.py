@@ -1,3 +1,4 @@
+import pytest
 import soundfile as sf
 
 from helpers import demo, irmas
@@ -67,3 +68,13 @@ def test_soundfonts_found_and_missing_ones_named(tmp_path, monkeypatch):
         assert "apt-get install" in str(err) and "fluid-soundfont-gm" in str(err)
     else:
         raise AssertionError("expected FileNotFoundError")
+
+
+def test_a_set_rendered_with_one_soundfont_only(tmp_path):
+    tim = demo.render_demo(tmp_path / "tim", recordings_per_class=6, test_songs=0,
+                           progress=False, soundfonts=["TimGM6mb.sf2"])
+    both = demo.render_demo(tmp_path / "both", recordings_per_class=6, test_songs=0,
+                            progress=False)
+    assert list(tim["path"]) == list(both["path"]) and set(tim["md5"]) != set(both["md5"])
+    with pytest.raises(FileNotFoundError, match="Arachno.sf2.*apt-get install"):
+        demo.render_demo(tmp_path / "x", 6, 0, progress=False, soundfonts=["Arachno.sf2"])

@@ -46,3 +46,18 @@ def test_count_confusion_counts_instruments_named():
     assert list(table.index) == [1, 2, 3] and list(table.columns) == [0, 1, 2, 3, 4]
     assert table.loc[2, 2] == 1 and table.loc[2, 0] == 1
     assert table.loc[1, 2] == 1 and table.loc[3, 1] == 1
+
+
+def test_bootstrap_resamples_recordings_not_clips():
+    correct = np.array([1.0] * 30 + [0.0] * 30)
+
+    def accuracy(idx):
+        return float(correct[idx].mean())
+
+    by_clip = metrics.bootstrap_interval(accuracy, np.arange(60), n_boot=500)
+    by_recording = metrics.bootstrap_interval(accuracy, np.repeat(np.arange(6), 10), n_boot=500)
+    assert by_clip[0] < 0.5 < by_clip[1] and by_recording[0] < 0.5 < by_recording[1]
+    assert by_recording[1] - by_recording[0] > 1.5 * (by_clip[1] - by_clip[0]), (
+        "10 clips of one recording are one draw, not ten")
+    assert metrics.bootstrap_interval(accuracy, np.arange(60), seed=3) == (
+        metrics.bootstrap_interval(accuracy, np.arange(60), seed=3))

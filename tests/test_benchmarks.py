@@ -1,0 +1,29 @@
+"""The accuracy benchmark's smoke mode, run for real: render, train, test across soundfonts."""
+
+import importlib.util
+import json
+
+from conftest import REPO
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _load("accuracy").main(["--quick", "--data", str(tmp_path / "data")])
+    out = tmp_path / "runs" / "accuracy" / "stage1-quick"
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["train"], r["test"]) for r in rows] == [
+        ("FluidR3_GM.sf2", "FluidR3_GM.sf2 (test split)"),
+        ("FluidR3_GM.sf2", "TimGM6mb.sf2 (all clips)")]
+    for r in rows:
+        low, high = r["accuracy_95"]
+        assert low <= r["accuracy"] <= high and r["recordings"] * 3 == r["clips"]
+    assert rows[1]["clips"] > rows[0]["clips"], "every clip of the other soundfont"
+    assert (out / "fluid" / "stage1" / "mel" / "best.pt").is_file()
+    assert (out / "table.md").read_text().count("| mel (plain) |") == 2
