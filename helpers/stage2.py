@@ -21,7 +21,7 @@ from helpers.atomic import atomic_write
 from helpers.batches import Batches, TensorBatches
 from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.freshness import content_key, file_digest
-from helpers.layout import RunLayout, as_layout
+from helpers.layout import ModelFiles, RunLayout, as_layout
 from helpers.stage1 import STAGE as STAGE1
 from helpers.stage1 import conv_linear_parameters, load_caches
 
@@ -75,8 +75,8 @@ def load_mixes(run: RunLayout | str | Path, device: torch.device | None = None,
     return out
 
 
-def _finish(files, name: str, fit: training.FitResult, test: dict, config: TrainingConfig,
-            trainable: int) -> results.TrainResult:
+def _finish(files: ModelFiles, name: str, fit: training.FitResult, test: dict,
+            config: TrainingConfig, trainable: int) -> results.TrainResult:
     device = training.pick_device(config.device)
     result = results.TrainResult(
         model=name, stage=STAGE, parameters=trainable, val_metric="micro F1",
