@@ -114,7 +114,8 @@ def fix_length(wave: torch.Tensor, length: int = CLIP_SAMPLES) -> torch.Tensor:
 
 
 def peak_normalise(wave: torch.Tensor) -> torch.Tensor:
-    """Scale into [-0.5, 0.5] (divide by 2·max|x|, as the seed did); silence stays silence."""
+    """Scale into [-0.5, 0.5] (divide by 2·max|x|, as the 2020 project did); silence stays
+    silence."""
     peak = wave.abs().amax(dim=(-2, -1), keepdim=True)
     return torch.where(peak > 0, wave / (2 * peak.clamp_min(1e-12)), torch.zeros_like(wave))
 

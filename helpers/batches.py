@@ -1,7 +1,8 @@
 """Mini-batches from tensors already in memory (CPU or GPU): no WAV, no DataLoader workers.
 
-An epoch of the seed re-read every WAV; here batches are sliced from the decode-once cache, or
-from precomputed features, and their order depends only on the seed and the epoch.
+An epoch of the 2020 project re-read every WAV; here batches are sliced from the decode-once
+cache, or from precomputed features, and their order depends only on the random seed and the
+epoch.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ class Batches:
     """Mini-batches of `size` items drawn from tensors already in memory: no files, no workers.
 
     Subclasses say how one batch is made from item numbers (`_batch`). The shuffle order
-    depends only on the seed and the epoch, so a resumed run sees the batches an uninterrupted
-    one would have seen.
+    depends only on the random seed and the epoch, so a resumed run sees the batches an
+    uninterrupted one would have seen.
     """
 
     def __init__(self, size: int, batch_size: int, shuffle: bool = False, seed: int = SEED

@@ -18,7 +18,7 @@ CLASS_NAMES: dict[str, str] = {
     "vio": "violin",
 }
 SAMPLE_RATE = 44_100
-# The seed's input length: 3 s at 44.1 kHz minus one sample, as IRMAS excerpts decode.
+# The 2020 project's input length: 3 s at 44.1 kHz minus one sample, as IRMAS excerpts decode.
 CLIP_SAMPLES = 132_299
 CHANNELS = 2
 SEED = 1

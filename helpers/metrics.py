@@ -61,10 +61,12 @@ def top_k_predictions(probs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor) -> dict:
-    """Scores of multi-hot predictions: the seed's per-label accuracy and the stricter ones."""
+    """Scores of multi-hot predictions: the 2020 project's per-label accuracy and the stricter
+    ones."""
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
     return {
-        "per_label_accuracy": float((y == p).mean()),  # the seed's number; "nothing" scores 50%
+        # the 2020 project's number; naming "nothing" scores 50% on pairs
+        "per_label_accuracy": float((y == p).mean()),
         "exact_match": float(accuracy_score(y, p)),
         "micro_f1": float(f1_score(y, p, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(y, p, average="macro", zero_division=0)),
@@ -102,8 +104,9 @@ def combination_label(row) -> str:
 
 
 def combination_confusion(targets, pred, k: int = 2) -> pd.DataFrame:
-    """The seed's pair matrix, for any k: rows are the true k-instrument combinations, columns
-    the same combinations plus "Other" (a prediction with a wrong number of instruments)."""
+    """The 2020 project's pair matrix, for any k: rows are the true k-instrument combinations,
+    columns the same combinations plus "Other" (a prediction with a wrong number of
+    instruments)."""
     combos = ["+".join(c) for c in itertools.combinations(CLASSES, k)]
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
     rows = y.sum(1) == k

@@ -69,8 +69,9 @@ def plan_mixes(
     """Plan mixes of one split's clips (`labels`: class index per cached clip).
 
     `k_weights` is the distribution of the number of instruments, e.g. `{2: 1}` for pairs only
-    (the default, as the seed) or `{1: 1, 2: 2, 3: 1, 4: 1}`. The number of mixes is chosen so
-    that each clip is used about `uses_per_clip` times. Gains are uniform in ±`gain_db` dB.
+    (the default, as the 2020 project) or `{1: 1, 2: 2, 3: 1, 4: 1}`. The number of mixes is
+    chosen so that each clip is used about `uses_per_clip` times. Gains are uniform in
+    ±`gain_db` dB.
     """
     k_weights = {int(k): w for k, w in (k_weights or {2: 1.0}).items() if w > 0}
     if not k_weights or not set(k_weights) <= set(range(1, MAX_K + 1)):
