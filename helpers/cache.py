@@ -76,16 +76,19 @@ def _stamp(target: Path) -> Path:
     return target.with_suffix(".json")  # read without loading the tensors
 
 
-def stale_reason(target: Path, key: str) -> str | None:
-    """Why the cache at `target` cannot be reused for `key` (None: it can)."""
+def stale_reason(target: Path, key: str | None = None) -> str | None:
+    """Why the cache at `target` cannot be used (None: it can): no stamp, sources or settings
+    other than `key` (when given), or bytes that differ from the checksum it was written with."""
     stamp = _stamp(target)
-    if not target.is_file() or not stamp.is_file():
+    if not target.is_file():
         return "not built yet"
+    if not stamp.is_file():
+        return f"its stamp {stamp.name} is missing"
     try:
         recorded = json.loads(stamp.read_text())
     except json.JSONDecodeError:
         return f"its stamp {stamp.name} is unreadable"
-    if recorded.get("key") != key:
+    if key is not None and recorded.get("key") != key:
         return "its source files or audio settings changed"
     if recorded.get("sha256") != file_digest(target):
         return "its bytes differ from the checksum it was written with (damaged)"
@@ -153,13 +156,9 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
             f"{path}: no cache here. Run notebooks/02_balance.ipynb first (it builds the caches)."
         )
     rebuild = "run notebooks/02_balance.ipynb again to rebuild it"
-    try:
-        recorded = json.loads(_stamp(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CacheError(f"{path}: its stamp is missing or unreadable ({err}); {rebuild}") from err
-    if recorded.get("sha256") != file_digest(path):
-        raise CacheError(f"{path}: damaged, its bytes differ from the checksum it was written "
-                         f"with; {rebuild}")
+    problem = stale_reason(path)
+    if problem:
+        raise CacheError(f"{path}: {problem}; {rebuild}")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:

@@ -99,12 +99,16 @@ def _count_and_share(counts: pd.DataFrame, title: str, share: str, axes) -> None
                        else 0)
 
 
-def result_confusions(results: dict) -> plt.Figure:
-    """Stage-1 test confusion matrices of trained models (`results.TrainResult`), a row each."""
+def _class_confusions(matrices: dict) -> plt.Figure:
+    """Stage-1 confusion matrices (rows: true instrument), one row of the figure per model."""
     names = [CLASS_NAMES[c] for c in CLASSES]
-    return confusions({f"{model}, test clips": pd.DataFrame(r.test["confusion"], index=names,
-                                                            columns=names)
-                       for model, r in results.items()})
+    return confusions({f"{model}, test clips": pd.DataFrame(matrix, index=names, columns=names)
+                       for model, matrix in matrices.items()})
+
+
+def result_confusions(results: dict) -> plt.Figure:
+    """The test confusion matrices trained models reported (`results.TrainResult`)."""
+    return _class_confusions({model: r.test["confusion"] for model, r in results.items()})
 
 
 def f1_bars(f1: pd.DataFrame, title: str = "F1 per instrument") -> plt.Figure:
@@ -169,11 +173,9 @@ def confusions(tables: dict[str, pd.DataFrame], share: str = "share of each true
 
 
 def clip_confusions(evaluations: dict) -> plt.Figure:
-    """Stage-1 confusion matrices (rows: true instrument) of every model, one row each."""
-    names = [CLASS_NAMES[c] for c in CLASSES]
-    return confusions({f"{model}, test clips": pd.DataFrame(
-        confusion(ev.targets.argmax(1), ev.pred.argmax(1)), index=names, columns=names)
-        for model, ev in evaluations.items()})
+    """The confusion matrices of Stage-1 evaluations (`analysis.evaluate_clips`)."""
+    return _class_confusions({model: confusion(ev.targets.argmax(1), ev.pred.argmax(1))
+                              for model, ev in evaluations.items()})
 
 
 def combination_confusions(ev, title: str) -> plt.Figure:

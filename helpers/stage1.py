@@ -58,16 +58,9 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     fit, test = training.fit_and_test(
         model, batches, nn.functional.cross_entropy, metrics.accuracy_from_logits,
         metrics.single_label_summary, files, checkpoints.model_meta(name), config)
-    result = results.TrainResult(
-        model=name, stage=STAGE, parameters=conv_linear_parameters(model),
-        val_metric="accuracy", val_score=fit.best_score, test=test,
-        epochs_run=len(fit.history), best_epoch=fit.best_epoch,
-        seconds_per_epoch=float(fit.history["seconds"].mean()), training=config.to_dict(),
-        environment=runs.environment(str(dev)), checkpoint=str(fit.best_path),
-        extra={"parameters_all": models.count_parameters(model),
-               "train_clips_per_epoch": len(batches["train"].index)})
-    results.save(files.metrics, result)
-    return result
+    return training.record(files, STAGE, name, fit, test, config, conv_linear_parameters(model),
+                           "accuracy", parameters_all=models.count_parameters(model),
+                           train_clips_per_epoch=len(batches["train"].index))
 
 
 def train_models(run: RunLayout | str | Path, names: list[str],

@@ -21,7 +21,7 @@ from helpers.atomic import atomic_write
 from helpers.batches import Batches, TensorBatches
 from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.freshness import content_key, file_digest
-from helpers.layout import ModelFiles, RunLayout, as_layout
+from helpers.layout import RunLayout, as_layout
 from helpers.stage1 import STAGE as STAGE1
 from helpers.stage1 import conv_linear_parameters, load_caches
 
@@ -75,19 +75,6 @@ def load_mixes(run: RunLayout | str | Path, device: torch.device | None = None,
     return out
 
 
-def _finish(files: ModelFiles, name: str, fit: training.FitResult, test: dict,
-            config: TrainingConfig, trainable: int) -> results.TrainResult:
-    device = training.pick_device(config.device)
-    result = results.TrainResult(
-        model=name, stage=STAGE, parameters=trainable, val_metric="micro F1",
-        val_score=fit.best_score, test=test, epochs_run=len(fit.history),
-        best_epoch=fit.best_epoch, seconds_per_epoch=float(fit.history["seconds"].mean()),
-        training=config.to_dict(), environment=runs.environment(str(device)),
-        checkpoint=str(fit.best_path))
-    results.save(files.metrics, result)
-    return result
-
-
 def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None,
               finetune: bool = False) -> results.TrainResult:
     """A multi-label CNN on mixes: from scratch, or (`finetune`) from its Stage-1 weights.
@@ -109,7 +96,8 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
     fit, test = training.fit_and_test(
         model, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, files,
         checkpoints.model_meta(name, task="multi"), config)
-    return _finish(files, variant, fit, test, config, conv_linear_parameters(model))
+    return training.record(files, STAGE, variant, fit, test, config,
+                           conv_linear_parameters(model), "micro F1")
 
 
 @torch.no_grad()
@@ -174,8 +162,8 @@ def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = 
     fit, test = training.fit_and_test(
         head, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, files,
         checkpoints.model_meta("transfer", task="multi"), config)
-    return _finish(files, "transfer", fit, test, config,
-                   models.count_parameters(head, trainable_only=True))
+    return training.record(files, STAGE, "transfer", fit, test, config,
+                           models.count_parameters(head, trainable_only=True), "micro F1")
 
 
 def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = None,

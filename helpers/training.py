@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from helpers import results, runs
 from helpers.atomic import atomic_write
 from helpers.batches import Batches
 from helpers.checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
@@ -156,6 +157,21 @@ def fit_and_test(model: nn.Module, batches: dict[str, Batches], loss_fn: LossFn,
     device = pick_device(config.device)
     best, _ = load_model(result.best_path, device)
     return result, summary_fn(*predict(best, batches["test"], device))
+
+
+def record(files: ModelFiles, stage: str, name: str, fit: FitResult, test: dict,
+           config: TrainingConfig, parameters: int, val_metric: str, **extra
+           ) -> results.TrainResult:
+    """The `TrainResult` of a finished `fit_and_test`, written to `files.metrics`."""
+    device = pick_device(config.device)
+    result = results.TrainResult(
+        model=name, stage=stage, parameters=parameters, val_metric=val_metric,
+        val_score=fit.best_score, test=test, epochs_run=len(fit.history),
+        best_epoch=fit.best_epoch, seconds_per_epoch=float(fit.history["seconds"].mean()),
+        training=config.to_dict(), environment=runs.environment(str(device)),
+        checkpoint=str(fit.best_path), extra=extra)
+    results.save(files.metrics, result)
+    return result
 
 
 def _refusal(files: ModelFiles) -> str:
