@@ -1,19 +1,20 @@
-"""Accuracy that transfers: Stage 1 trained on one soundfont's recordings, tested on another's.
+"""Accuracy that transfers: Stage 1 trained on one soundfont's recordings, tested on another's,
+with the plain training configuration beside the training recipe (`config.RECIPE`).
 
-    python benchmarks/accuracy.py                 # IRMAS-size, FluidR3_GM -> TimGM6mb
-    python benchmarks/accuracy.py --both          # and TimGM6mb -> FluidR3_GM
+    python benchmarks/accuracy.py                 # IRMAS-size, both directions, plain vs recipe
+    python benchmarks/accuracy.py --one-way       # FluidR3_GM -> TimGM6mb only (half the time)
+    python benchmarks/accuracy.py --ablation      # also the recipe with each part switched off
     python benchmarks/accuracy.py --quick         # a smoke run (minutes)
 
 Each soundfont gets its own IRMAS-size demo set (IRMAS's four class counts, 3 excerpts per
-recording), rendered with its own seed, so the other set's music and timbre are both unheard.
-A MelCNN is trained and validated on one set's grouped train/val split and tested on that set's
-test split (in-font) and on every clip of the other set (across soundfonts). Accuracy and
-macro-F1 come with 95% bootstrap intervals over recordings. Everything lands in
-`runs/accuracy/<name>/`: the data sets' caches, each model's `best.pt`, `results.json` and
-`table.md` (which names the data, the machine and the date).
-
-This is the first part of the accuracy benchmark: Stage 2, whole test excerpts and the training
-recipe's ablations are not in it yet.
+recording), rendered with its own seed, so the other set's music and timbre are both unheard;
+the recipe trains on the same music rendered with randomised timbre (`demo.GEN_OFFSETS`).
+Every model is trained and validated (checkpoint chosen on validation) on one set's grouped
+train/val split and tested on that set's test split (in-font) and on every clip of the other
+soundfont's plain set (across soundfonts). Accuracy and macro-F1 come with 95% bootstrap
+intervals over recordings. Everything lands in `runs/accuracy/<name>/`: the sets' caches, every
+model's `best.pt`, `results.json` and `table.md` (which names the data, the machine and the
+date). A killed run resumes where it stopped (each model continues from its `last.pt`).
 """
 
 from __future__ import annotations
@@ -21,26 +22,47 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score
 
 from helpers import cache, checkpoints, demo, irmas, metrics, runs, stage1, training
 from helpers.batches import ClipBatches
-from helpers.config import SPLITS, TrainingConfig
+from helpers.config import RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2"}
 SEEDS = {"fluid": 1, "tim": 2}
 IRMAS_LARGEST = 241  # piano: 721 IRMAS clips = 241 recordings x 3 excerpts (2,515 clips in all)
+PLAIN = {"optimizer": "adam", "lr": 3e-4, "schedule": "constant"}  # TrainingConfig's defaults
+# name: (what it is, training knobs, timbre of the training set)
+VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "plain": ("plain (Adam, no augmentation)", {}, "fixed"),
+    "recipe": ("recipe", RECIPE, "random"),
+}
+ABLATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "no-timbre": ("recipe − timbre randomisation", RECIPE, "fixed"),
+    "no-mix-under": ("recipe − mix-under", {**RECIPE, "mix_under": 0.0}, "random"),
+    "no-eq-gain": ("recipe − EQ and gain", {**RECIPE, "eq_db": 0.0, "gain_db": 0.0}, "random"),
+    "no-masks": ("recipe − SpecAugment masks", {**RECIPE, "spec_masks": False}, "random"),
+    "no-shift": ("recipe − time shift", {**RECIPE, "shift": False}, "random"),
+    "no-schedule": ("recipe − AdamW + warm-up/cosine",
+                    {**RECIPE, **PLAIN, "weight_decay": 0.0, "warmup_epochs": 0.0}, "random"),
+    "no-smoothing": ("recipe − label smoothing", {**RECIPE, "label_smoothing": 0.0}, "random"),
+    "mixup": ("recipe, mixup instead of mix-under",
+              {**RECIPE, "mix_under": 0.0, "mixup": 0.4}, "random"),
+}
 
 
-def prepare(font: str, recordings: int, data_root: Path, run_root: Path) -> RunLayout:
-    """Render (or reuse) the set of one soundfont and cache its splits."""
-    root = data_root / font
+def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: Path
+            ) -> RunLayout:
+    """Render (or reuse) the set of one soundfont and timbre, and cache its splits."""
+    label = font if timbre == "fixed" else f"{font}-{timbre}"
+    root = data_root / label
     manifest = demo.render_demo(root, recordings, test_songs=0, seed=SEEDS[font],
-                                soundfonts=[FONTS[font]])
-    run = RunLayout(run_root / font)
+                                soundfonts=[FONTS[font]], timbre=timbre)
+    run = RunLayout(run_root / label)
     runs.save_dataset(run, "demo", root, manifest)
     cache.build_all(manifest, root, run)
     return run
@@ -78,57 +100,84 @@ def scores(items: dict, n_boot: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | trained on | tested on | clips | recordings | accuracy (95% CI) | "
-             "macro-F1 (95% CI) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| training | epochs | trained on | tested on | clips | recordings | "
+             "accuracy (95% CI) | macro-F1 (95% CI) | val acc. | s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         (al, ah), (fl, fh) = r["accuracy_95"], r["macro_f1_95"]
-        lines.append(f"| {r['model']} | {r['train']} | {r['test']} | {r['clips']:,} | "
-                     f"{r['recordings']:,} | {r['accuracy']:.1%} ({al:.1%}–{ah:.1%}) | "
-                     f"{r['macro_f1']:.3f} ({fl:.3f}–{fh:.3f}) |")
+        lines.append(f"| {r['model']} | {r['epochs']} | {r['train']} | {r['test']} | "
+                     f"{r['clips']:,} | {r['recordings']:,} | {r['accuracy']:.1%} "
+                     f"({al:.1%}–{ah:.1%}) | {r['macro_f1']:.3f} ({fl:.3f}–{fh:.3f}) | "
+                     f"{r['val_accuracy']:.1%} | {r['seconds_per_epoch']:.1f} |")
     return "\n".join(lines)
+
+
+def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int,
+                train_font: str, test_font: str, sets: dict, n_boot: int) -> list[dict]:
+    """Train one variant on `train_font` and test it in-font and across soundfonts."""
+    label, knobs, timbre = spec
+    config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
+    trained_on = sets[train_font, timbre]
+    fit = stage1.train(trained_on, "mel", config, variant=f"{variant}-{epochs}ep")
+    best = Path(fit.checkpoint)
+    timbre_note = " (random timbre)" if timbre == "random" else ""
+    common = {"model": label, "variant": variant, "epochs": epochs,
+              "train": FONTS[train_font] + timbre_note, "val_accuracy": fit.val_score,
+              "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
+    return [
+        {**common, "test": f"{FONTS[train_font]}{timbre_note} (test split)", "across": False,
+         **scores(heard(best, trained_on, ("test",)), n_boot)},
+        {**common, "test": f"{FONTS[test_font]} (all clips)", "across": True,
+         **scores(heard(best, sets[test_font, "fixed"], SPLITS), n_boot)},
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="stage1", help="run folder under runs/accuracy/")
-    parser.add_argument("--both", action="store_true", help="also TimGM6mb -> FluidR3_GM")
+    parser.add_argument("--name", default="default", help="run folder under runs/accuracy/")
+    parser.add_argument("--one-way", action="store_true", help="only FluidR3_GM -> TimGM6mb")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also train the recipe with each part off (FluidR3_GM -> TimGM6mb)")
     parser.add_argument("--quick", action="store_true", help="tiny sets, 2 epochs: smoke run")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--ablation-epochs", type=int, default=10,
+                        help="budget of the ablation rows (and of a recipe row beside them)")
     parser.add_argument("--recordings", type=int, default=IRMAS_LARGEST,
                         help="recordings of the largest class (IRMAS: 241)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--data", type=Path, default=Path("data/accuracy"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.recordings, args.epochs, args.bootstrap = 8, 2, 200
+        args.recordings, args.epochs, args.ablation_epochs, args.bootstrap = 8, 2, 1, 200
         args.name += "-quick"
     out = Path("runs/accuracy") / args.name
     tic = time.perf_counter()
-    sets = {font: prepare(font, args.recordings, args.data / str(args.recordings), out)
-            for font in FONTS}
-    directions = [("fluid", "tim")] + ([("tim", "fluid")] if args.both else [])
-    config = TrainingConfig(epochs=args.epochs, random_seed=1)
+    directions = [("fluid", "tim")] + ([] if args.one_way else [("tim", "fluid")])
+    sets = {(font, timbre): prepare(font, timbre, args.recordings,
+                                    args.data / str(args.recordings), out)
+            for font in FONTS for timbre in demo.TIMBRES}
     rows = []
     for train_font, test_font in directions:
-        fit = stage1.train(sets[train_font], "mel", config)
-        best = Path(fit.checkpoint)
-        for test_on, splits in ((train_font, ("test",)), (test_font, SPLITS)):
-            rows.append({"model": "mel (plain)", "train": FONTS[train_font],
-                         "test": FONTS[test_on] + (" (test split)" if test_on == train_font
-                                                   else " (all clips)"),
-                         "val_accuracy": fit.val_score,
-                         **scores(heard(best, sets[test_on], splits), args.bootstrap)})
+        for variant, spec in VARIANTS.items():
+            rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
+                                args.bootstrap)
+    if args.ablation:
+        for variant, spec in {"recipe": VARIANTS["recipe"], **ABLATIONS}.items():
+            rows += run_variant(variant, spec, args.ablation_epochs, *directions[0], sets,
+                                args.bootstrap)
     env = runs.environment(str(training.pick_device()))
     minutes = (time.perf_counter() - tic) / 60
-    header = (f"`python benchmarks/accuracy.py{' --both' if args.both else ''}"
-              f"{' --quick' if args.quick else ''}`: demo sets of {args.recordings} recordings "
-              f"for the largest class per soundfont, MelCNN {args.epochs} epochs, measured on "
+    flags = " ".join(f for f, on in (("--one-way", args.one_way), ("--ablation", args.ablation),
+                                     ("--quick", args.quick)) if on)
+    header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +
+              f": demo sets of {args.recordings} recordings for the largest class per "
+              f"soundfont, MelCNN, measured on "
               f"{env['cpu'] if env['device'] == 'CPU' else env['device']} ({env['cores']} "
               f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min.")
     text = f"{header}\n\n{table(rows)}\n"
     runs.write_json(out / "results.json", {"rows": rows, "environment": env,
-                                           "settings": vars(args),
-                                           "training": config.to_dict(), "minutes": minutes})
+                                           "settings": {**vars(args), "data": str(args.data)},
+                                           "minutes": minutes})
     (out / "table.md").write_text(text)
     print(text)
 

@@ -9,6 +9,7 @@ three excerpts of a recording come from one continuous rendering, as IRMAS excer
 
 from __future__ import annotations
 
+import ctypes
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,20 @@ BASS_PROGRAMS = (32, 33, 34)
 PAD_PROGRAMS = (88, 89, 90, 94)
 LEAD_CHANNELS = (0, 1)
 BASS, PAD, DRUMS = 2, 3, 9
+TIMBRES = ("fixed", "random")
+# Timbre randomisation (domain randomisation): per recording and channel, offsets to SoundFont
+# generators (SF2 2.04 section 8.1.3 numbers, FluidSynth's fluid_synth_set_gen) drawn
+# uniformly from these ranges, so a model cannot win by learning one soundfont's samples.
+GEN_OFFSETS = {
+    8: (-3600.0, 0.0),  # initialFilterFc, cents: a darker or brighter instrument
+    9: (0.0, 120.0),  # initialFilterQ, centibels: a resonant peak at the cut-off
+    6: (0.0, 30.0),  # vibLfoToPitch, cents: vibrato depth
+    34: (-1200.0, 3600.0),  # attackVolEnv, timecents: 0.5x to 8x the attack time
+    38: (-1200.0, 2400.0),  # releaseVolEnv, timecents: 0.5x to 4x the release time
+    52: (-20.0, 20.0),  # fineTune, cents: detuned against the band
+}
+VELOCITY_CURVE = (0.6, 1.6)  # exponent of velocity/127: soft- or hard-touch players
+CHORUS_SEND = (0, 100)  # CC93 of the lead
 
 
 def soundfont_dirs(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
@@ -104,6 +119,13 @@ class Score:
 
     def cc(self, chan: int, ctrl: int, value: int, at: float = 0.0) -> None:
         self.events.append((at, -1, "cc", (chan, ctrl, int(np.clip(value, 0, 127)))))
+
+    def velocity_curve(self, chans: tuple[int, ...], exponent: float) -> None:
+        """Re-map the velocities of `chans` as `127 * (v / 127) ** exponent`."""
+        for i, (at, order, kind, args) in enumerate(self.events):
+            if kind == "noteon" and args[0] in chans:
+                vel = int(np.clip(round(127 * (args[2] / 127) ** exponent), 1, 127))
+                self.events[i] = (at, order, kind, (args[0], args[1], vel))
 
     def render(self, synth, seconds: float) -> np.ndarray:
         """Play the score from silence; float32 `[N, 2]`."""
@@ -287,10 +309,31 @@ class Renderer:
         for path in soundfonts or find_soundfonts():
             synth = fluidsynth.Synth(gain=0.3, samplerate=float(SAMPLE_RATE))
             self.fonts.append((synth, synth.sfload(str(path)), path.name))
+        self._set_gen = fluidsynth._fl.fluid_synth_set_gen  # not wrapped by pyfluidsynth
+        self._set_gen.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float]
+        self._set_gen.restype = ctypes.c_int
 
-    def recording(self, leads: list[str], genre: str, drums: bool, seconds: float, rng
-                  ) -> tuple[np.ndarray, dict]:
-        """Render `seconds` of music in which `leads` are predominant; also say what was chosen."""
+    def _randomise_timbre(self, synth, score: Score, chans: tuple[int, ...], rng) -> dict:
+        """Draw generator offsets, a velocity curve and a chorus send for `chans` (their
+        `GEN_OFFSETS`, `VELOCITY_CURVE`, `CHORUS_SEND` ranges); return what was drawn."""
+        drawn: dict = {}
+        for chan in chans:
+            for gen, (low, high) in GEN_OFFSETS.items():
+                value = float(rng.uniform(low, high))
+                if self._set_gen(synth.synth, chan, gen, value) != 0:
+                    raise RuntimeError(f"FluidSynth refused generator {gen} on channel {chan}")
+                drawn[f"{chan}:{gen}"] = round(value, 1)
+            score.cc(chan, 93, int(rng.integers(*CHORUS_SEND)))
+        exponent = float(rng.uniform(*VELOCITY_CURVE))
+        score.velocity_curve(chans, exponent)
+        return {**drawn, "velocity_curve": round(exponent, 3)}
+
+    def recording(self, leads: list[str], genre: str, drums: bool, seconds: float, rng,
+                  timbre_rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict]:
+        """Render `seconds` of music in which `leads` are predominant; also say what was chosen.
+
+        `timbre_rng` randomises the timbre of every channel (`_randomise_timbre`); it is a
+        stream of its own, so the music drawn from `rng` is the same with or without it."""
         synth, sfid, font = self.fonts[int(rng.integers(len(self.fonts)))]
         lo, hi = TEMPI[genre]
         song = Song(
@@ -323,10 +366,13 @@ class Renderer:
         if drums:
             synth.program_select(DRUMS, sfid, 128, 0)
         _band(score, song, bars, drums, rng)
+        timbre = {} if timbre_rng is None else self._randomise_timbre(
+            synth, score, (*LEAD_CHANNELS[:len(leads)], BASS, PAD), timbre_rng)
         audio = score.render(synth, seconds)
         peak = float(np.abs(audio).max()) or 1.0
         audio *= rng.uniform(0.3, 0.95) / peak  # recordings differ in level, never clip
-        return audio, {"soundfont": font, "programs": programs, "tempo": round(60 / song.beat)}
+        return audio, {"soundfont": font, "programs": programs, "tempo": round(60 / song.beat),
+                       "timbre": timbre}
 
 
 def _write(path: Path, audio: np.ndarray) -> None:
@@ -339,6 +385,7 @@ class DemoParams:
     test_songs: int
     seed: int
     soundfonts: list[str] | None = None  # None: every General-MIDI soundfont found
+    timbre: str = "fixed"  # "random": timbre randomisation per recording (`GEN_OFFSETS`)
 
 
 def _soundfont_paths(names: list[str]) -> list[Path]:
@@ -349,6 +396,19 @@ def _soundfont_paths(names: list[str]) -> list[Path]:
                                 f"{', '.join(map(str, soundfont_dirs()))}; known: "
                                 f"{SOUNDFONT_NAMES} (apt-get install {APT_PACKAGES})")
     return [found[name] for name in names]
+
+
+def _stored_params(path: Path) -> DemoParams | None:
+    """The parameters a set was rendered with (fields added since then take their defaults)."""
+    try:
+        return DemoParams(**json.loads(path.read_text()))
+    except (TypeError, ValueError):
+        return None
+
+
+def _timbre_rng(timbre: str, seed: int, *where: int) -> np.random.Generator | None:
+    """The timbre stream of one recording: its own, so the notes do not change with it."""
+    return np.random.default_rng([seed, *where, 7]) if timbre == "random" else None
 
 
 def recordings_per_instrument(largest: int) -> dict[str, int]:
@@ -364,6 +424,7 @@ def render_demo(
     seed: int = SEED,
     progress: bool = True,
     soundfonts: list[str] | None = None,
+    timbre: str = "fixed",
 ) -> pd.DataFrame:
     """Render the demo set under `root` and write its `data_manifest.csv`; return the manifest.
 
@@ -371,15 +432,19 @@ def render_demo(
     smaller IRMAS classes, in IRMAS's proportions), plus `test_songs` test songs of 2 excerpts
     (5–10 s, one or two instruments, `.txt` labels). `soundfonts` (file names such as
     `"TimGM6mb.sf2"`) restricts the timbres, e.g. to test on a soundfont never trained on.
+    `timbre="random"` randomises each recording's timbre beyond the soundfont (filter, envelope,
+    tuning, vibrato, chorus, touch: `GEN_OFFSETS`); the notes are those of `"fixed"`.
     Deterministic for a seed; a set already rendered with the same parameters is reused.
     """
     root = Path(root)
+    if timbre not in TIMBRES:
+        raise ValueError(f"timbre={timbre!r}; choose one of {TIMBRES}")
     params = DemoParams(recordings_per_class, test_songs, seed,
-                        list(soundfonts) if soundfonts else None)
+                        list(soundfonts) if soundfonts else None, timbre)
     manifest_path = root / irmas.MANIFEST_NAME
     params_path = root / PARAMS_FILE
     fresh = manifest_path.is_file() and params_path.is_file()
-    if fresh and json.loads(params_path.read_text()) == asdict(params):
+    if fresh and _stored_params(params_path) == params:
         return irmas.read_manifest(manifest_path)
     renderer = Renderer(_soundfont_paths(soundfonts) if soundfonts else None)
     excerpt = int(EXCERPT_SECONDS * SAMPLE_RATE)
@@ -397,7 +462,8 @@ def render_demo(
             stem = f"{rec:03d}__[{code}][{tag}][{genre}]{recording}"
         else:
             stem = f"[{code}][{genre}]{recording}"
-        audio, _ = renderer.recording([code], genre, drums, 10.5, rng)
+        audio, _ = renderer.recording([code], genre, drums, 10.5, rng,
+                                      _timbre_rng(timbre, seed, class_index, rec))
         for k in range(EXCERPTS_PER_RECORDING):
             start = int((0.4 + k * 3.2) * SAMPLE_RATE)
             rel = f"{irmas.TRAIN_DIR}/{code}/{stem}__{k + 1}.wav"
@@ -409,7 +475,8 @@ def render_demo(
         genre = str(rng.choice(irmas.GENRES))
         lengths = rng.uniform(5, 10, size=2)
         audio, _ = renderer.recording(leads, genre, bool(rng.random() < DRUM_CHANCE[genre]),
-                                      float(lengths.sum()) + 0.5, rng)
+                                      float(lengths.sum()) + 0.5, rng,
+                                      _timbre_rng(timbre, seed, 99, song_index))
         start = int(0.4 * SAMPLE_RATE)
         for k, length in enumerate(lengths, start=1):
             n = int(length * SAMPLE_RATE)

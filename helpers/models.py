@@ -81,6 +81,7 @@ class MelCNN(nn.Module):
                  widths: tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.3) -> None:
         super().__init__()
         self.frontend = LogMel(n_mels)
+        self.augment: nn.Module = nn.Identity()  # training-time EQ/masks (`augment`), no weights
         self.norm = nn.BatchNorm2d(n_mels)  # per mel band, as PANNs' bn0
         chans = (1, *widths)
         self.blocks = nn.Sequential(*(_conv_block(a, b) for a, b in zip(chans, chans[1:])))
@@ -88,7 +89,7 @@ class MelCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.n_features, n_outputs))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.frontend(x)  # [B, 1, mels, T]
+        spec = self.augment(self.frontend(x))  # [B, 1, mels, T]
         spec = self.norm(spec.transpose(1, 2)).transpose(1, 2)
         h = self.blocks(spec).flatten(1, 2)  # [B, C x bands, T']
         return h.amax(dim=2) + h.mean(dim=2)

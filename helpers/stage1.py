@@ -6,15 +6,16 @@ in its `metrics.json` (see `layout`), so tables and the README come from files, 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from helpers import cache, checkpoints, metrics, models, results, runs, training
+from helpers import augment, cache, checkpoints, metrics, models, results, runs, training
 from helpers.batches import ClipBatches
-from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.config import CLASSES, PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.layout import RunLayout, as_layout
 
 STAGE = "stage1"
@@ -45,21 +46,32 @@ def conv_linear_parameters(model: nn.Module) -> int:
     return models.count_parameters(model, (nn.Conv1d, nn.Conv2d, nn.Linear))
 
 
-def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None
-          ) -> results.TrainResult:
-    """Train model `name` on the run's caches, test its best-validation checkpoint, save metrics."""
+def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None,
+          variant: str | None = None) -> results.TrainResult:
+    """Train model `name` on the run's caches, test its best-validation checkpoint, save metrics.
+
+    `variant` names the result and its folder when one run trains the same network several
+    ways (the benchmark's recipes); its overrides in `config.per_model` apply on top of the
+    model's. The spectrogram augmentations (`eq_db`, `spec_masks`) apply to the log-mel model.
+    """
     run = as_layout(run)
-    config = (config or TrainingConfig()).for_model(name)
+    variant = variant or name
+    config = (config or TrainingConfig()).for_model(name, variant)
     dev = training.pick_device(config.device)
     batches = make_batches(load_caches(run, dev), config.batch_size, config.random_seed)
     torch.manual_seed(config.random_seed)
     model = models.build(name)
-    files = run.model(STAGE, name)
+    if isinstance(model, models.MelCNN):
+        model.augment = augment.spectrogram_augment(config)
+    files = run.model(STAGE, variant)
     fit, test = training.fit_and_test(
-        model, batches, nn.functional.cross_entropy, metrics.accuracy_from_logits,
-        metrics.single_label_summary, files, checkpoints.model_meta(name), config)
-    return training.record(files, STAGE, name, fit, test, config, conv_linear_parameters(model),
-                           "accuracy", parameters_all=models.count_parameters(model),
+        model, batches, functools.partial(nn.functional.cross_entropy,
+                                          label_smoothing=config.label_smoothing),
+        metrics.accuracy_from_logits, metrics.single_label_summary, files,
+        checkpoints.model_meta(name), config, augment=augment.waves_for(config, len(CLASSES)))
+    return training.record(files, STAGE, variant, fit, test, config,
+                           conv_linear_parameters(model), "accuracy",
+                           parameters_all=models.count_parameters(model),
                            train_clips_per_epoch=len(batches["train"].index))
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from helpers import results, runs
 from helpers.atomic import atomic_write
+from helpers.augment import lr_factor
 from helpers.batches import Batches
 from helpers.checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from helpers.config import TrainingConfig
@@ -28,6 +29,7 @@ from helpers.layout import ModelFiles
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
+AugmentFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -40,9 +42,20 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam, or AdamW with decoupled weight decay, over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: LossFn, x: torch.Tensor,
-               y: torch.Tensor, device: torch.device) -> float:
-    """One optimiser step on a batch already on `device`; returns the batch's mean loss."""
+               y: torch.Tensor, device: torch.device, augment: AugmentFn | None = None) -> float:
+    """One optimiser step on a batch already on `device` (augmented there first when `augment`
+    is given); returns the batch's mean loss."""
+    if augment is not None:
+        x, y = augment(x, y)
     with autocast(device):
         logits = model(x)
     loss = loss_fn(logits.float(), y)
@@ -85,17 +98,20 @@ def fit(
     meta: dict,
     config: TrainingConfig,
     stop_after: int | None = None,
+    augment: AugmentFn | None = None,
 ) -> FitResult:
-    """Train with Adam, validate every epoch, keep the best-validation weights in `files.best`.
+    """Train, validate every epoch, keep the best-validation weights in `files.best`.
 
     `config` supplies every knob (per-model overrides already folded in, see
-    `TrainingConfig.for_model`) and is saved in both checkpoints' metadata. `stop_after` ends
-    the call after that many epochs, as if the session had died (tests, splitting a long run).
+    `TrainingConfig.for_model`) and is saved in both checkpoints' metadata; the learning rate
+    follows its schedule step by step (a function of the epoch, so resuming needs no state).
+    `augment` transforms each training batch on the device. `stop_after` ends the call after
+    that many epochs, as if the session had died (tests, splitting a long run).
     """
     device = pick_device(config.device)
     model.to(device)
     meta = {**meta, "training": config.to_dict()}
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    opt = optimizer(model, config)
     history: list[dict] = []
     if config.resume and files.last.is_file():
         state = load_checkpoint(files.last, map_location=device)
@@ -119,9 +135,11 @@ def fit(
         tic, total, count = time.perf_counter(), 0.0, 0
         bar = tqdm(train, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                    disable=not config.progress)
-        for x, y in bar:
+        for step, (x, y) in enumerate(bar):
+            for group in opt.param_groups:
+                group["lr"] = config.lr * lr_factor(config, epoch - 1 + step / len(train))
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            total += train_step(model, opt, loss_fn, x, y, device) * len(x)
+            total += train_step(model, opt, loss_fn, x, y, device, augment) * len(x)
             count += len(x)
             bar.set_postfix(loss=f"{total / count:.3f}")
         train_seconds = time.perf_counter() - tic
@@ -149,11 +167,12 @@ def fit(
 
 def fit_and_test(model: nn.Module, batches: dict[str, Batches], loss_fn: LossFn,
                  score_fn: ScoreFn, summary_fn: Callable[[torch.Tensor, torch.Tensor], dict],
-                 files: ModelFiles, meta: dict, config: TrainingConfig
-                 ) -> tuple[FitResult, dict]:
+                 files: ModelFiles, meta: dict, config: TrainingConfig,
+                 augment: AugmentFn | None = None) -> tuple[FitResult, dict]:
     """`fit` on `batches["train"]`/`["val"]`, then `summary_fn` of the best-validation
     checkpoint on `batches["test"]`, which training and model selection never saw."""
-    result = fit(model, batches["train"], batches["val"], loss_fn, score_fn, files, meta, config)
+    result = fit(model, batches["train"], batches["val"], loss_fn, score_fn, files, meta, config,
+                 augment=augment)
     device = pick_device(config.device)
     best, _ = load_model(result.best_path, device)
     return result, summary_fn(*predict(best, batches["test"], device))

@@ -15,15 +15,22 @@ def _load(name: str):
 
 def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _load("accuracy").main(["--quick", "--data", str(tmp_path / "data")])
-    out = tmp_path / "runs" / "accuracy" / "stage1-quick"
+    _load("accuracy").main(["--quick", "--one-way", "--data", str(tmp_path / "data")])
+    out = tmp_path / "runs" / "accuracy" / "default-quick"
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [(r["train"], r["test"]) for r in rows] == [
-        ("FluidR3_GM.sf2", "FluidR3_GM.sf2 (test split)"),
-        ("FluidR3_GM.sf2", "TimGM6mb.sf2 (all clips)")]
+    assert [(r["variant"], r["train"], r["test"]) for r in rows] == [
+        ("plain", "FluidR3_GM.sf2", "FluidR3_GM.sf2 (test split)"),
+        ("plain", "FluidR3_GM.sf2", "TimGM6mb.sf2 (all clips)"),
+        ("recipe", "FluidR3_GM.sf2 (random timbre)",
+         "FluidR3_GM.sf2 (random timbre) (test split)"),
+        ("recipe", "FluidR3_GM.sf2 (random timbre)", "TimGM6mb.sf2 (all clips)")]
     for r in rows:
         low, high = r["accuracy_95"]
         assert low <= r["accuracy"] <= high and r["recordings"] * 3 == r["clips"]
+        assert r["seconds_per_epoch"] > 0
     assert rows[1]["clips"] > rows[0]["clips"], "every clip of the other soundfont"
-    assert (out / "fluid" / "stage1" / "mel" / "best.pt").is_file()
-    assert (out / "table.md").read_text().count("| mel (plain) |") == 2
+    assert rows[3]["training"]["mix_under"] > 0 and rows[1]["training"]["mix_under"] == 0
+    for variant in ("plain-2ep", "recipe-2ep"):
+        folder = "fluid" if variant.startswith("plain") else "fluid-random"
+        assert (out / folder / "stage1" / variant / "best.pt").is_file()
+    assert (out / "table.md").read_text().count("| recipe | 2 |") == 2

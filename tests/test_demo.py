@@ -1,3 +1,6 @@
+import json
+
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -78,3 +81,36 @@ def test_a_set_rendered_with_one_soundfont_only(tmp_path):
     assert list(tim["path"]) == list(both["path"]) and set(tim["md5"]) != set(both["md5"])
     with pytest.raises(FileNotFoundError, match="Arachno.sf2.*apt-get install"):
         demo.render_demo(tmp_path / "x", 6, 0, progress=False, soundfonts=["Arachno.sf2"])
+
+
+def test_random_timbre_plays_the_same_notes_with_other_sounds_and_is_deterministic(tmp_path):
+    def render(folder, timbre):
+        return demo.render_demo(tmp_path / folder, recordings_per_class=6, test_songs=1,
+                                progress=False, soundfonts=["FluidR3_GM.sf2"], timbre=timbre)
+
+    fixed, rand, again = render("fixed", "fixed"), render("rand", "random"), render("again",
+                                                                                    "random")
+    assert list(rand["path"]) == list(fixed["path"]) and list(rand["md5"]) == list(again["md5"])
+    assert set(rand["md5"]).isdisjoint(fixed["md5"])
+    a = sf.read(tmp_path / "fixed" / fixed["path"].iloc[0])[0].mean(1)
+    b = sf.read(tmp_path / "rand" / rand["path"].iloc[0])[0].mean(1)
+    # the same notes: the two renderings' loudness contours follow each other
+    assert np.corrcoef(_contour(a), _contour(b))[0, 1] > 0.3
+    assert json.loads((tmp_path / "rand" / demo.PARAMS_FILE).read_text())["timbre"] == "random"
+    with pytest.raises(ValueError, match="timbre='wild'.*fixed"):
+        demo.render_demo(tmp_path / "x", 6, 0, progress=False, timbre="wild")
+
+
+def test_a_set_rendered_before_timbre_was_a_setting_is_reused(tmp_path):
+    manifest = demo.render_demo(tmp_path, recordings_per_class=6, test_songs=0, progress=False)
+    params = json.loads((tmp_path / demo.PARAMS_FILE).read_text())
+    del params["timbre"]
+    (tmp_path / demo.PARAMS_FILE).write_text(json.dumps(params))
+    stamp = (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns
+    demo.render_demo(tmp_path, recordings_per_class=6, test_songs=0, progress=False)
+    assert (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns == stamp
+
+
+def _contour(wave: np.ndarray, frame: int = 2205) -> np.ndarray:
+    """RMS per 50 ms frame."""
+    return np.sqrt(np.mean(wave[: len(wave) // frame * frame].reshape(-1, frame) ** 2, axis=1))

@@ -1,5 +1,6 @@
 """fit() for real: tiny rendered clips, real models, real checkpoints on disk."""
 
+import functools
 import pickle
 import signal
 import subprocess
@@ -12,9 +13,9 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from helpers import cache, checkpoints, metrics, models, training
+from helpers import augment, cache, checkpoints, metrics, models, training
 from helpers.batches import ClipBatches
-from helpers.config import TrainingConfig
+from helpers.config import CLASSES, RECIPE, TrainingConfig
 from helpers.layout import ModelFiles
 
 
@@ -35,14 +36,22 @@ def tiny(demo_set, tmp_path_factory):
     }
 
 
-def _fit(tiny, out, epochs, stop_after=None, **knobs):
+def _fit(tiny, out, epochs, stop_after=None, spy=None, **knobs):
+    """MelCNN fitted on `tiny`; `knobs` may switch on the recipe's parts (`config.RECIPE`)."""
     torch.manual_seed(0)
     model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
     meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
-    config = TrainingConfig(epochs=epochs, lr=3e-3, progress=False, device="cpu", **knobs)
-    result = training.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
+    config = TrainingConfig(**{"lr": 3e-3, **knobs, "epochs": epochs, "progress": False,
+                               "device": "cpu"})
+    model.augment = augment.spectrogram_augment(config)
+    waves = augment.waves_for(config, len(CLASSES))
+    if spy is not None:  # sees what the real augmentation is given, then lets it run
+        waves = spy(waves)
+    result = training.fit(model, tiny["train"], tiny["val"],
+                          functools.partial(nn.functional.cross_entropy,
+                                            label_smoothing=config.label_smoothing),
                           metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
-                          stop_after=stop_after)
+                          stop_after=stop_after, augment=waves)
     return model, result
 
 
@@ -62,13 +71,45 @@ def test_a_few_epochs_lower_the_loss_and_write_everything(tiny, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
-    straight, _ = _fit(tiny, tmp_path / "straight", epochs=3)
-    _fit(tiny, tmp_path / "resumed", epochs=3, stop_after=1)  # the session "dies" after epoch 1
-    resumed, result = _fit(tiny, tmp_path / "resumed", epochs=3)
+@pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["plain", "recipe"])
+def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path, recipe):
+    straight, _ = _fit(tiny, tmp_path / "straight", epochs=3, **recipe)
+    # the session "dies" after epoch 1
+    _fit(tiny, tmp_path / "resumed", epochs=3, stop_after=1, **recipe)
+    resumed, result = _fit(tiny, tmp_path / "resumed", epochs=3, **recipe)
     assert list(result.history["epoch"]) == [1, 2, 3]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_the_recipe_trains_and_augments_training_batches_only(tiny, tmp_path):
+    seen = []
+
+    def spy(real):
+        def waves(x, y):
+            seen.append(x.clone())
+            return real(x, y)
+        return waves
+
+    _, result = _fit(tiny, tmp_path, epochs=2, spy=spy, **RECIPE)
+    train, val = tiny["train"], tiny["val"]
+    assert len(seen) == 2 * len(train), "every training batch, every epoch, nothing else"
+    rows = {tuple(train.waves[i, 0, :64].abs().tolist()) for i in range(len(train.waves))}
+    assert all(tuple(b[0, :64].abs().tolist()) in rows for x in seen for b in x), (
+        "only training clips reach the augmentation (±1 flips aside)")
+    assert not any(tuple(v[0, :64].abs().tolist()) in rows for v in val.waves)
+    assert result.history["train_loss"].notna().all()
+    assert checkpoints.load_model(result.best_path)[1]["training"]["mix_under"] == 0.5
+
+
+def test_the_learning_rate_follows_the_schedule(tiny, tmp_path):
+    model, _ = _fit(tiny, tmp_path / "cosine", epochs=2, schedule="cosine", warmup_epochs=0.5)
+    last = checkpoints.load_checkpoint(tmp_path / "cosine" / "last.pt")
+    lr = last["optimizer"]["param_groups"][0]["lr"]
+    steps = len(tiny["train"])
+    expected = 3e-3 * augment.lr_factor(TrainingConfig(epochs=2, schedule="cosine",
+                                                       warmup_epochs=0.5), 1 + (steps - 1) / steps)
+    assert lr == pytest.approx(expected) and lr < 3e-3 * 0.1
 
 
 # `_fit(..., epochs=3)` itself, in its own process, killed (SIGKILL) inside epoch 2.
