@@ -178,7 +178,8 @@ def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECO
     out = {}
     for name, predictor in predictors.items():
         p = torch.stack(probs[name])
-        out[name] = Evaluation(name, kept, p, y, present(p, predictor.meta["task"]),
+        out[name] = Evaluation(name, kept, p, y,
+                               present(p, predictor.meta["task"], predictor.threshold),
                                lambda i, k=kept: read_audio(data_dir / k[i]))
     return out
 

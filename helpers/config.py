@@ -101,6 +101,7 @@ class TrainingConfig:
     shift: bool = False  # random circular time shift
     eq_db: float = 0.0  # random spectral tilt and band gains of up to ± this many dB (log-mel)
     spec_masks: bool = False  # SpecAugment: one frequency and one time mask per clip (log-mel)
+    dynamic_mixing: bool = False  # Stage 2: fresh training mixes every epoch, not one fixed plan
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -156,5 +157,5 @@ _KNOBS = {f.name for f in fields(TrainingConfig)}
 RECIPE: dict[str, Any] = {
     "optimizer": "adamw", "weight_decay": 0.01, "lr": 1e-3, "schedule": "cosine",
     "warmup_epochs": 1.0, "label_smoothing": 0.1, "mix_under": 0.5, "gain_db": 6.0,
-    "shift": True, "eq_db": 6.0, "spec_masks": True,
+    "shift": True, "eq_db": 6.0, "spec_masks": True, "dynamic_mixing": True,
 }

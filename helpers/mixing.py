@@ -130,6 +130,23 @@ class MixBatches(Batches):
         return x, self.plan.targets[items].to(x.device)
 
 
+class DynamicMixBatches(MixBatches):
+    """Fresh training mixes every epoch: the split's clips planned again (same settings, a seed
+    drawn from the random seed and the epoch), so the model never sees one mix twice. As many
+    mixes per epoch as the fixed plan holds; a resumed run replans exactly as before."""
+
+    def __init__(self, waves: torch.Tensor, labels: torch.Tensor | np.ndarray, batch_size: int,
+                 uses_per_clip: float = 3.0, k_weights: dict[int, float] | None = None,
+                 gain_db: float = 6.0, seed: int = SEED) -> None:
+        self.labels, self.settings = np.asarray(labels), (uses_per_clip, k_weights, gain_db)
+        super().__init__(waves, plan_mixes(self.labels, *self.settings, seed=seed), batch_size,
+                         shuffle=True, seed=seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.plan = plan_mixes(self.labels, *self.settings, seed=self.seed * 100_003 + epoch)
+
+
 def save_plan(path: str | Path, plan: MixPlan, meta: dict) -> Path:
     """Save a plan (small tensors + how it was made) atomically."""
     return atomic_write(path, lambda tmp: torch.save({**plan.to_dict(), "meta": meta}, tmp))

@@ -107,11 +107,13 @@ def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
     return hear(model, meta, wave, hop_seconds, batch_size).probs
 
 
-def present(probs: torch.Tensor, task: str, threshold: float = THRESHOLD) -> torch.Tensor:
+def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD
+            ) -> torch.Tensor:
     """Multi-hot `[..., C]` of the instruments named: single-label models name every class at
-    `threshold` × the top probability or more; multi-label ones every class at `threshold` or
-    more, and at least the most probable (a recording holds some instrument). All-zero
-    probabilities (silence) name nothing."""
+    `threshold` × the top probability or more; multi-label ones every class at `threshold` (one
+    number, or one per class) or more, and at least the most probable (a recording holds some
+    instrument). All-zero probabilities (silence) name nothing."""
+    threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
     top = probs.amax(dim=-1, keepdim=True)
     named = (probs >= threshold * top if task == "single"
              else (probs >= threshold) | (probs == top))
@@ -144,13 +146,17 @@ class Predictor:
     """A checkpoint loaded once (CPU by default) and applied to many files."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
-                 hop_seconds: float = HOP_SECONDS, threshold: float = THRESHOLD) -> None:
+                 hop_seconds: float = HOP_SECONDS, threshold: float | None = None) -> None:
+        """`threshold` None: the per-class thresholds tuned on validation that a Stage-2
+        checkpoint stores (`stage2.tune_and_test`), else `THRESHOLD`."""
         self.model, self.meta = load_model(checkpoint, map_location=device)
         if self.meta["model"] == "transfer":
             raise CheckpointError(
                 f"{checkpoint}: a transfer head reads Wave1DCNN features, not audio; use a "
                 "Stage-1 checkpoint or a Stage-2 CNN (stage2/mel/best.pt, "
                 "stage2/wave1d-finetune/best.pt)")
+        if threshold is None:
+            threshold = self.meta.get("thresholds", THRESHOLD)
         self.hop_seconds, self.threshold = hop_seconds, threshold
 
     @property
@@ -224,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hop", default=HOP_SECONDS,
                         type=_number(MIN_HOP_SECONDS, round(clip_seconds, 2), "the hop"),
                         help=f"seconds between windows ({MIN_HOP_SECONDS} to a window's length)")
-    parser.add_argument("--threshold", default=THRESHOLD, type=_number(0, 1, "the threshold"),
-                        help="probability at which an instrument is named (0 to 1)")
+    parser.add_argument("--threshold", default=None, type=_number(0, 1, "the threshold"),
+                        help="probability at which an instrument is named (0 to 1); default: "
+                        f"the checkpoint's thresholds tuned on validation, else {THRESHOLD}")
     parser.add_argument("--device", default="cpu", type=_device, help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     try:

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers import cache, checkpoints, metrics, mixing, models, results, runs, training
+from helpers import augment, cache, checkpoints, metrics, mixing, models, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.batches import Batches, TensorBatches
-from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.config import CLASSES, PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout, as_layout
 from helpers.stage1 import STAGE as STAGE1
@@ -76,28 +76,66 @@ def load_mixes(run: RunLayout | str | Path, device: torch.device | None = None,
 
 
 def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None,
-              finetune: bool = False) -> results.TrainResult:
-    """A multi-label CNN on mixes: from scratch, or (`finetune`) from its Stage-1 weights.
-    The variant (`mel`, `wave1d-finetune`, ...) picks its knobs from `config.per_model`."""
+              finetune: bool = False, variant: str | None = None,
+              stage1_variant: str | None = None) -> results.TrainResult:
+    """A multi-label CNN on mixes: from scratch, or (`finetune`) from its Stage-1 weights
+    (those of `stage1_variant`, by default the model's own Stage-1 folder).
+
+    The variant (`mel`, `wave1d-finetune`, or `variant`) picks its knobs from
+    `config.per_model`. With `dynamic_mixing` the training mixes are drawn afresh every epoch
+    with the settings of notebook 04's training plan; validation and test keep their fixed
+    plans, so scores stay comparable. Decision thresholds are then tuned on validation
+    (`tune_thresholds`) and stored in `best.pt`.
+    """
     run = as_layout(run)
-    variant = f"{name}-finetune" if finetune else name
-    config = (config or TrainingConfig()).for_model(variant)
+    variant = variant or (f"{name}-finetune" if finetune else name)
+    config = (config or TrainingConfig()).for_model(name, variant)
     dev = training.pick_device(config.device)
     data = load_mixes(run, dev)
     batches = {s: mixing.MixBatches(*data[s], config.batch_size if s == "train" else 64,
                                     shuffle=s == "train", seed=config.random_seed)
                for s in SPLITS}
+    if config.dynamic_mixing:
+        batches["train"] = dynamic_batches(run, data["train"][0], config)
     torch.manual_seed(config.random_seed)
     model = models.build(name)
     if finetune:
-        stage1, _ = checkpoints.load_model(run.model(STAGE1, name).best)
+        stage1, _ = checkpoints.load_model(run.model(STAGE1, stage1_variant or name).best)
         model.load_state_dict(stage1.state_dict())
+    if isinstance(model, models.MelCNN):
+        model.augment = augment.spectrogram_augment(config)
     files = run.model(STAGE, variant)
-    fit, test = training.fit_and_test(
-        model, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, files,
-        checkpoints.model_meta(name, task="multi"), config)
+    meta = checkpoints.model_meta(name, task="multi")
+    fit = training.fit(model, batches["train"], batches["val"], LOSS,
+                       metrics.micro_f1_from_logits, files, meta, config,
+                       augment=augment.waves_for(config, len(CLASSES)))
+    test = tune_and_test(files.best, batches, dev)
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "micro F1")
+
+
+def dynamic_batches(run: RunLayout, waves: torch.Tensor, config: TrainingConfig
+                    ) -> mixing.DynamicMixBatches:
+    """Training batches of fresh mixes each epoch, planned as notebook 04 planned the fixed
+    training mixes (clip uses, k weights, gains)."""
+    _, settings = mixing.load_plan(run.mixes("train"))
+    labels = cache.load_split(run.cache("train"), "cpu").labels
+    k_weights = {int(k): w for k, w in settings["k_weights"].items()}
+    return mixing.DynamicMixBatches(waves, labels, config.batch_size, settings["uses_per_clip"],
+                                    k_weights, settings["gain_db"], config.random_seed)
+
+
+def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device) -> dict:
+    """Per-class thresholds chosen on validation (stored in `best`'s metadata, where
+    `irmas-predict` finds them), then the test summary at p = 0.5 and at those thresholds."""
+    model, meta = checkpoints.load_model(best, device)
+    val_logits, val_targets = training.predict(model, batches["val"], device)
+    thresholds = metrics.tune_thresholds(torch.sigmoid(val_logits), val_targets)
+    checkpoints.save_checkpoint(best, model, {**meta, "thresholds": thresholds})
+    logits, targets = training.predict(model, batches["test"], device)
+    tuned = (torch.sigmoid(logits) >= torch.tensor(thresholds)).float()
+    return {**metrics.multilabel_summary(logits, targets),
+            "tuned": metrics.multilabel_scores(tuned, targets), "thresholds": thresholds}
 
 
 @torch.no_grad()
@@ -159,9 +197,10 @@ def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = 
     torch.manual_seed(config.random_seed)
     head = models.build("transfer")
     files = run.model(STAGE, "transfer")
-    fit, test = training.fit_and_test(
-        head, batches, LOSS, metrics.micro_f1_from_logits, metrics.multilabel_summary, files,
-        checkpoints.model_meta("transfer", task="multi"), config)
+    fit = training.fit(head, batches["train"], batches["val"], LOSS,
+                       metrics.micro_f1_from_logits, files,
+                       checkpoints.model_meta("transfer", task="multi"), config)
+    test = tune_and_test(files.best, batches, dev)
     return training.record(files, STAGE, "transfer", fit, test, config,
                            models.count_parameters(head, trainable_only=True), "micro F1")
 
@@ -196,8 +235,9 @@ def results_table(run: RunLayout | str | Path) -> pd.DataFrame:
                      "per-label acc": t["per_label_accuracy"], "exact": t["exact_match"],
                      "micro F1": t["micro_f1"], "macro F1": t["macro_f1"],
                      "count acc": t["count_accuracy"], "exact (k known)": k["exact_match"],
+                     "exact (val thresholds)": m.test.get("tuned", {}).get("exact_match"),
                      "LRAP": m.test["lrap"]})
     table = pd.DataFrame(rows)
     table.attrs["percent"] = ["per-label acc", "exact", "micro F1", "macro F1", "count acc",
-                              "exact (k known)", "LRAP"]
+                              "exact (k known)", "exact (val thresholds)", "LRAP"]
     return table

@@ -93,3 +93,25 @@ def test_plans_round_trip(tmp_path):
     assert torch.equal(loaded.sources, plan.sources) and meta == {"seed": 0}
     with pytest.raises(FileNotFoundError, match="04_generate_mixes"):
         mixing.load_plan(tmp_path / "none.pt")
+
+
+def test_dynamic_mixes_are_fresh_each_epoch_deterministic_and_of_the_split_only():
+    labels = torch.arange(40) % 4
+    waves = torch.randn(40, 2, 64)
+    batches = mixing.DynamicMixBatches(waves, labels, 8, uses_per_clip=2,
+                                       k_weights={1: 1, 2: 2, 3: 1, 4: 1}, seed=3)
+    plans = []
+    for epoch in (1, 2, 1):
+        batches.set_epoch(epoch)
+        plans.append(batches.plan)
+        assert len(batches.plan) == batches.size, "the epoch's length never changes"
+        seen = sum(len(x) for x, _ in batches)
+        assert seen == len(batches.plan)
+    assert not torch.equal(plans[0].sources, plans[1].sources), "fresh mixes each epoch"
+    assert torch.equal(plans[0].sources, plans[2].sources), "the same epoch: the same mixes"
+    assert set(plans[1].k.tolist()) == {1, 2, 3, 4}
+    used = plans[1].sources[plans[1].sources >= 0]
+    assert used.min() >= 0 and used.max() < 40, "only rows of this split's cache"
+    for i in range(len(plans[1])):
+        rows = [s for s in plans[1].sources[i].tolist() if s >= 0]
+        assert set(labels[rows].tolist()) == set(plans[1].targets[i].nonzero().flatten().tolist())

@@ -6,8 +6,20 @@ import torch
 from conftest import cached_run
 from torch import nn
 
-from helpers import analysis, cache, checkpoints, metrics, mixing, models, results, stage1, stage2
-from helpers.config import SPLITS, TrainingConfig
+from helpers import (
+    analysis,
+    cache,
+    checkpoints,
+    metrics,
+    mixing,
+    models,
+    predict,
+    results,
+    stage1,
+    stage2,
+    training,
+)
+from helpers.config import RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 
@@ -164,3 +176,40 @@ def test_damaged_plans_and_features_are_named_and_made_again(run, capsys):
         stage2.load_mixes(run)
     stage2.build_mixes(run, uses_per_clip=1, random_seed=1)
     assert "replanning" in capsys.readouterr().out and plan.read_bytes() == whole
+
+
+def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validation(
+        demo_set, tmp_path):
+    run = cached_run(demo_set, tmp_path / "run")
+    layout = RunLayout(run)
+    stage2.build_mixes(run, uses_per_clip=1, k_weights={1: 1, 2: 1}, random_seed=1)
+    fixed = mixing.load_plan(layout.mixes("train"))[0]
+    config = TrainingConfig.of(**RECIPE, epochs=2, progress=False, device="cpu")
+    result = stage2.train_cnn(run, "mel", config)
+    assert result.training["dynamic_mixing"] and result.training["mix_under"] == 0.5
+    assert torch.equal(mixing.load_plan(layout.mixes("train"))[0].sources, fixed.sources), (
+        "the stored plan stays as notebook 04 made it")
+    dynamic = stage2.dynamic_batches(layout, cache.load_split(layout.cache("train")).waves,
+                                     config)
+    dynamic.set_epoch(1)
+    assert len(dynamic.plan) == len(fixed) and not torch.equal(dynamic.plan.sources,
+                                                                fixed.sources)
+    _, meta = checkpoints.load_model(layout.model("stage2", "mel").best)
+    thresholds = meta["thresholds"]
+    assert len(thresholds) == 4 and all(0.05 <= t <= 0.95 for t in thresholds)
+    assert result.test["thresholds"] == thresholds and "tuned" in result.test
+    # the thresholds are those that maximise F1 on the validation mixes, not on the test ones
+    model, _ = checkpoints.load_model(layout.model("stage2", "mel").best)
+    waves, plan = stage2.load_mixes(run)["val"]
+    logits, targets = training.predict(model, mixing.MixBatches(waves, plan, 64))
+    assert thresholds == metrics.tune_thresholds(torch.sigmoid(logits), targets)
+    assert predict.Predictor(layout.model("stage2", "mel").best).threshold == thresholds
+    assert predict.Predictor(layout.model("stage2", "mel").best, threshold=0.3).threshold == 0.3
+
+
+def test_tuned_thresholds_maximise_validation_f1_per_class():
+    targets = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 0]]).float()
+    probs = torch.tensor([[0.32, 0.1], [0.31, 0.2], [0.1, 0.9], [0.2, 0.6]])
+    low, high = metrics.tune_thresholds(probs, targets)
+    assert 0.2 < low <= 0.31 and 0.6 < high <= 0.9
+    assert metrics.tune_thresholds(probs, torch.zeros(4, 2)) == [0.5, 0.5], "no positives"
