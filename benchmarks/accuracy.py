@@ -1,9 +1,10 @@
-"""Accuracy that transfers: Stage 1 trained on one soundfont's recordings, tested on another's,
-with the plain training configuration beside the training recipe (`config.RECIPE`).
+"""Accuracy that transfers: Stages 1 and 2 trained on one soundfont's recordings, tested on
+another's, with the plain training configuration beside the training recipe (`config.RECIPE`).
 
     python benchmarks/accuracy.py                 # IRMAS-size, both directions, plain vs recipe
     python benchmarks/accuracy.py --one-way       # FluidR3_GM -> TimGM6mb only (half the time)
     python benchmarks/accuracy.py --ablation      # also the recipe with each part switched off
+    python benchmarks/accuracy.py --stages 1      # Stage 1 only
     python benchmarks/accuracy.py --quick         # a smoke run (minutes)
 
 Each soundfont gets its own IRMAS-size demo set (IRMAS's four class counts, 3 excerpts per
@@ -11,10 +12,15 @@ recording), rendered with its own seed, so the other set's music and timbre are 
 the recipe trains on the same music rendered with randomised timbre (`demo.GEN_OFFSETS`).
 Every model is trained and validated (checkpoint chosen on validation) on one set's grouped
 train/val split and tested on that set's test split (in-font) and on every clip of the other
-soundfont's plain set (across soundfonts). Accuracy and macro-F1 come with 95% bootstrap
-intervals over recordings. Everything lands in `runs/accuracy/<name>/`: the sets' caches, every
-model's `best.pt`, `results.json` and `table.md` (which names the data, the machine and the
-date). A killed run resumes where it stopped (each model continues from its `last.pt`).
+soundfont's plain set (across soundfonts). Stage 2 (a multi-label MelCNN: plain = from
+scratch on one fixed plan of pairs; recipe = fine-tuned from the Stage-1 recipe model on fresh
+mixes of 1-4 instruments every epoch) is tested on mixes of pairs and of k = 1-4 instruments
+planned from those clips, at p = 0.5 and at the per-class thresholds tuned on validation.
+Accuracy, exact match and F1 come with 95% bootstrap intervals over recordings (a mix counts
+as the recording of its first source). Everything lands in `runs/accuracy/<name>/`: the sets'
+caches, every model's `best.pt`, `results.json` and `table.md` (which names the data, the
+machine and the date). A killed run resumes where it stopped (each model continues from its
+`last.pt`).
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.metrics import f1_score
 
-from helpers import cache, checkpoints, demo, irmas, metrics, runs, stage1, training
+from helpers import cache, checkpoints, demo, irmas, metrics, mixing, runs, stage1, stage2, training
 from helpers.batches import ClipBatches
 from helpers.config import RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
@@ -41,6 +48,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "plain": ("plain (Adam, no augmentation)", {}, "fixed"),
     "recipe": ("recipe", RECIPE, "random"),
 }
+# Stage 2: (what it is, training knobs, timbre, k weights of the training mixes, Stage-1
+# variant to fine-tune from or None for from scratch)
+STAGE2: dict[str, tuple[str, dict[str, Any], str, dict[int, float], str | None]] = {
+    "plain": ("plain (pairs, fixed plan, from scratch)", {}, "fixed", {2: 1.0}, None),
+    "recipe": ("recipe (fresh k = 1-4 mixes, fine-tuned)", RECIPE, "random",
+               {1: 1.0, 2: 2.0, 3: 1.0, 4: 1.0}, "recipe"),
+}
+TEST_MIXES = {"pairs": {2: 1.0}, "k = 1-4": {1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}}
 ABLATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
     "no-timbre": ("recipe − timbre randomisation", RECIPE, "fixed"),
     "no-mix-under": ("recipe − mix-under", {**RECIPE, "mix_under": 0.0}, "random"),
@@ -81,6 +96,56 @@ def heard(best: Path, run: RunLayout, splits: tuple[str, ...]) -> dict:
     return {"y": np.concatenate(labels), "p": np.concatenate(preds), "groups": np.array(groups)}
 
 
+def heard_mixes(best: Path, run: RunLayout, splits: tuple[str, ...], k_weights: dict[int, float]
+                ) -> dict:
+    """Probabilities, targets and recording (of the first source) of mixes planned from the
+    clips of `splits` (each clip in about one mix), by the model in `best`."""
+    model, meta = checkpoints.load_model(best)
+    probs, targets, groups = [], [], []
+    for offset, split in enumerate(splits):
+        cached = cache.load_split(run.cache(split))
+        plan = mixing.plan_mixes(cached.labels, 1.0, k_weights, 6.0, seed=1_000 + offset)
+        logits, y = training.predict(model, mixing.MixBatches(cached.waves, plan, 64))
+        probs.append(torch.sigmoid(logits))
+        targets.append(y)
+        groups += [irmas.parse_training_name(cached.paths[int(i)]).recording
+                   for i in plan.sources[:, 0]]
+    return {"probs": torch.cat(probs), "y": torch.cat(targets), "groups": np.array(groups),
+            "thresholds": meta["thresholds"]}
+
+
+def mix_scores(items: dict, n_boot: int) -> dict:
+    """Exact match (p = 0.5, validation thresholds, count known), micro/macro F1 and count
+    accuracy, overall and per k, with 95% intervals over recordings."""
+    probs, y = items["probs"], items["y"]
+    named = (probs >= torch.tensor(items["thresholds"])).float()
+    k = y.sum(1).long()
+    exact = (named == y).all(1).numpy()
+    said = named.sum(1).long()
+
+    def mean_exact(idx):
+        return float(exact[idx].mean())
+
+    def micro_f1(idx):
+        return float(f1_score(y[idx].numpy(), named[idx].numpy(), average="micro",
+                              zero_division=0))
+
+    tuned = metrics.multilabel_scores(named, y)
+    return {"mixes": len(y), "recordings": len(set(items["groups"])),
+            "exact_p05": metrics.multilabel_scores((probs >= 0.5).float(), y)["exact_match"],
+            "exact": tuned["exact_match"],
+            "exact_95": metrics.bootstrap_interval(mean_exact, items["groups"], n_boot),
+            "micro_f1": tuned["micro_f1"],
+            "micro_f1_95": metrics.bootstrap_interval(micro_f1, items["groups"], n_boot),
+            "macro_f1": tuned["macro_f1"],
+            "exact_k_known": metrics.multilabel_scores(metrics.top_k_predictions(probs, k),
+                                                       y)["exact_match"],
+            "count_accuracy": tuned["count_accuracy"],
+            "per_k": {int(n): {"exact": float(exact[(k == n).numpy()].mean()),
+                               "count_accuracy": float((said[k == n] == n).float().mean())}
+                      for n in k.unique()}}
+
+
 def scores(items: dict, n_boot: int) -> dict:
     """Accuracy and macro-F1 with 95% intervals from a bootstrap over recordings."""
     y, p = items["y"], items["p"]
@@ -112,6 +177,50 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def mix_table(rows: list[dict]) -> str:
+    lines = ["| training | epochs | trained on | tested on | mixes | exact, p = 0.5 | "
+             "exact, val thresholds (95% CI) | micro-F1 (95% CI) | macro-F1 | exact, k known | "
+             "count acc. | exact / count acc. per k | s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        (el, eh), (fl, fh) = r["exact_95"], r["micro_f1_95"]
+        per_k = ", ".join(f"k={n}: {v['exact']:.0%} / {v['count_accuracy']:.0%}"
+                          for n, v in sorted(r["per_k"].items()))
+        lines.append(f"| {r['model']} | {r['epochs']} | {r['train']} | {r['test']} | "
+                     f"{r['mixes']:,} | {r['exact_p05']:.1%} | {r['exact']:.1%} "
+                     f"({el:.1%}–{eh:.1%}) | {r['micro_f1']:.3f} ({fl:.3f}–{fh:.3f}) | "
+                     f"{r['macro_f1']:.3f} | {r['exact_k_known']:.1%} | "
+                     f"{r['count_accuracy']:.1%} | {per_k} | {r['seconds_per_epoch']:.1f} |")
+    return "\n".join(lines)
+
+
+def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train_font: str,
+               test_font: str, sets: dict, n_boot: int) -> list[dict]:
+    """Train one Stage-2 variant on `train_font`'s mixes; test on mixes in-font and across."""
+    label, knobs, timbre, k_weights, stage1_variant = spec
+    config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
+    trained_on = sets[train_font, timbre]
+    stage2.build_mixes(trained_on, uses_per_clip=3.0, k_weights=k_weights, random_seed=1)
+    fit = stage2.train_cnn(trained_on, "mel", config, finetune=stage1_variant is not None,
+                           variant=f"{variant}-{epochs}ep",
+                           stage1_variant=stage1_variant and f"{stage1_variant}-"
+                           f"{stage1_epochs}ep")
+    best = Path(fit.checkpoint)
+    timbre_note = " (random timbre)" if timbre == "random" else ""
+    common = {"model": label, "variant": variant, "epochs": epochs,
+              "train": FONTS[train_font] + timbre_note, "val_micro_f1": fit.val_score,
+              "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
+    rows = []
+    for mixes, weights in TEST_MIXES.items():
+        rows.append({**common, "test": f"{FONTS[train_font]}{timbre_note} test split, {mixes}",
+                     "across": False,
+                     **mix_scores(heard_mixes(best, trained_on, ("test",), weights), n_boot)})
+        rows.append({**common, "test": f"{FONTS[test_font]} all clips, {mixes}",
+                     "across": True, **mix_scores(heard_mixes(best, sets[test_font, "fixed"],
+                                                              SPLITS, weights), n_boot)})
+    return rows
+
+
 def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int,
                 train_font: str, test_font: str, sets: dict, n_boot: int) -> list[dict]:
     """Train one variant on `train_font` and test it in-font and across soundfonts."""
@@ -139,7 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ablation", action="store_true",
                         help="also train the recipe with each part off (FluidR3_GM -> TimGM6mb)")
     parser.add_argument("--quick", action="store_true", help="tiny sets, 2 epochs: smoke run")
+    parser.add_argument("--stages", type=int, nargs="+", default=[1, 2], choices=[1, 2])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--stage2-epochs", type=int, default=10)
     parser.add_argument("--ablation-epochs", type=int, default=10,
                         help="budget of the ablation rows (and of a recipe row beside them)")
     parser.add_argument("--recordings", type=int, default=IRMAS_LARGEST,
@@ -149,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.recordings, args.epochs, args.ablation_epochs, args.bootstrap = 8, 2, 1, 200
+        args.stage2_epochs = 1
         args.name += "-quick"
     out = Path("runs/accuracy") / args.name
     tic = time.perf_counter()
@@ -156,11 +268,14 @@ def main(argv: list[str] | None = None) -> None:
     sets = {(font, timbre): prepare(font, timbre, args.recordings,
                                     args.data / str(args.recordings), out)
             for font in FONTS for timbre in demo.TIMBRES}
-    rows = []
+    rows, mix_rows = [], []
     for train_font, test_font in directions:
         for variant, spec in VARIANTS.items():
             rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
                                 args.bootstrap)
+        for variant, spec in STAGE2.items() if 2 in args.stages else ():
+            mix_rows += run_stage2(variant, spec, args.stage2_epochs, args.epochs, train_font,
+                                   test_font, sets, args.bootstrap)
     if args.ablation:
         for variant, spec in {"recipe": VARIANTS["recipe"], **ABLATIONS}.items():
             rows += run_variant(variant, spec, args.ablation_epochs, *directions[0], sets,
@@ -168,14 +283,18 @@ def main(argv: list[str] | None = None) -> None:
     env = runs.environment(str(training.pick_device()))
     minutes = (time.perf_counter() - tic) / 60
     flags = " ".join(f for f, on in (("--one-way", args.one_way), ("--ablation", args.ablation),
-                                     ("--quick", args.quick)) if on)
+                                     ("--quick", args.quick),
+                                     ("--stages 1", args.stages == [1])) if on)
     header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +
               f": demo sets of {args.recordings} recordings for the largest class per "
               f"soundfont, MelCNN, measured on "
               f"{env['cpu'] if env['device'] == 'CPU' else env['device']} ({env['cores']} "
               f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min.")
-    text = f"{header}\n\n{table(rows)}\n"
-    runs.write_json(out / "results.json", {"rows": rows, "environment": env,
+    text = f"{header}\n\nStage 1 (one instrument per 3 s clip):\n\n{table(rows)}\n"
+    if mix_rows:
+        text += f"\nStage 2 (mixes of 3 s clips):\n\n{mix_table(mix_rows)}\n"
+    runs.write_json(out / "results.json", {"rows": rows, "mix_rows": mix_rows,
+                                           "environment": env,
                                            "settings": {**vars(args), "data": str(args.data)},
                                            "minutes": minutes})
     (out / "table.md").write_text(text)

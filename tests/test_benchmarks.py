@@ -5,6 +5,8 @@ import json
 
 from conftest import REPO
 
+from helpers import checkpoints
+
 
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
@@ -17,7 +19,8 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     _load("accuracy").main(["--quick", "--one-way", "--data", str(tmp_path / "data")])
     out = tmp_path / "runs" / "accuracy" / "default-quick"
-    rows = json.loads((out / "results.json").read_text())["rows"]
+    saved = json.loads((out / "results.json").read_text())
+    rows, mix_rows = saved["rows"], saved["mix_rows"]
     assert [(r["variant"], r["train"], r["test"]) for r in rows] == [
         ("plain", "FluidR3_GM.sf2", "FluidR3_GM.sf2 (test split)"),
         ("plain", "FluidR3_GM.sf2", "TimGM6mb.sf2 (all clips)"),
@@ -34,3 +37,13 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
         folder = "fluid" if variant.startswith("plain") else "fluid-random"
         assert (out / folder / "stage1" / variant / "best.pt").is_file()
     assert (out / "table.md").read_text().count("| recipe | 2 |") == 2
+    # Stage 2: both variants, tested in-font and across, on pairs and on k = 1-4
+    assert [(r["variant"], r["across"]) for r in mix_rows] == [
+        (v, a) for v in ("plain", "recipe") for _ in range(2) for a in (False, True)]
+    for r in mix_rows:
+        low, high = r["exact_95"]
+        assert low <= r["exact"] <= high and r["mixes"] > 0
+    assert set(mix_rows[-1]["per_k"]) == {"1", "2", "3", "4"}, "k = 1-4 mixes, per k"
+    recipe = checkpoints.load_checkpoint(out / "fluid-random" / "stage2" / "recipe-1ep" / "best.pt")
+    assert len(recipe["meta"]["thresholds"]) == 4, "thresholds tuned on validation, stored"
+    assert recipe["meta"]["training"]["dynamic_mixing"]
