@@ -17,7 +17,11 @@ scratch on one fixed plan of pairs; recipe = fine-tuned from the Stage-1 recipe 
 mixes of 1-4 instruments every epoch) is tested on mixes of pairs and of k = 1-4 instruments
 planned from those clips, at p = 0.5 and at the per-class thresholds tuned on validation.
 Accuracy, exact match and F1 come with 95% bootstrap intervals over recordings (a mix counts
-as the recording of its first source). Everything lands in `runs/accuracy/<name>/`: the sets'
+as the recording of its first source). Every model also hears whole test excerpts in IRMAS's
+test style (per soundfont, `--songs` songs x 2 excerpts of 5-20 s holding 1-3 instruments)
+through `irmas-predict`'s sliding windows: probabilities averaged per excerpt, instruments
+named by the checkpoint's rule (Stage 2: its thresholds tuned on validation), micro/macro F1
+with intervals over songs. Everything lands in `runs/accuracy/<name>/`: the sets'
 caches, every model's `best.pt`, `results.json` and `table.md` (which names the data, the
 machine and the date). A killed run resumes where it stopped (each model continues from its
 `last.pt`).
@@ -31,12 +35,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 
-from helpers import cache, checkpoints, demo, irmas, metrics, mixing, runs, stage1, stage2, training
+from helpers import (
+    cache,
+    checkpoints,
+    demo,
+    irmas,
+    metrics,
+    mixing,
+    predict,
+    runs,
+    stage1,
+    stage2,
+    training,
+)
+from helpers.audio import read_audio
 from helpers.batches import ClipBatches
-from helpers.config import RECIPE, SPLITS, TrainingConfig
+from helpers.config import CLASSES, IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2"}
@@ -146,6 +164,67 @@ def mix_scores(items: dict, n_boot: int) -> dict:
                       for n in k.unique()}}
 
 
+def prepare_excerpts(font: str, songs: int, data_root: Path) -> tuple[Path, pd.DataFrame]:
+    """Render (or reuse) `songs` test songs of one soundfont (fixed timbre, music unheard by
+    every model): 2 excerpts of 5-20 s each, 1-3 labelled instruments."""
+    root = data_root / f"excerpts-{font}"
+    manifest = demo.render_demo(root, recordings_per_class=7, test_songs=songs,
+                                seed=SEEDS[font] + 100, soundfonts=[FONTS[font]], test_leads=3,
+                                test_seconds=(5.0, 20.0))
+    return root, manifest[manifest["split"] == IRMAS_TEST_SPLIT].reset_index(drop=True)
+
+
+def heard_excerpts(best: Path, excerpts: tuple[Path, pd.DataFrame]) -> dict:
+    """Targets, named instruments and song of every excerpt, heard window by window."""
+    root, rows = excerpts
+    predictor = predict.Predictor(best)
+    probs = torch.stack([predictor.probabilities(read_audio(root / path))
+                         for path in rows["path"]])
+    named = predict.present(probs, predictor.meta["task"], predictor.threshold)
+    y = torch.tensor([[float(c in labels.split()) for c in CLASSES]
+                      for labels in rows["instruments"]])
+    return {"y": y.numpy(), "named": named.numpy(), "groups": rows["recording"].to_numpy()}
+
+
+def excerpt_scores(items: dict, n_boot: int) -> dict:
+    """Micro/macro F1 and exact match over excerpts, with 95% intervals over songs."""
+    y, named = items["y"], items["named"]
+
+    def f1(average):
+        return lambda idx: float(f1_score(y[idx], named[idx], average=average, zero_division=0))
+
+    everything = np.arange(len(y))
+    return {"excerpts": len(y), "songs": len(set(items["groups"])),
+            "micro_f1": f1("micro")(everything),
+            "micro_f1_95": metrics.bootstrap_interval(f1("micro"), items["groups"], n_boot),
+            "macro_f1": f1("macro")(everything),
+            "macro_f1_95": metrics.bootstrap_interval(f1("macro"), items["groups"], n_boot),
+            "exact": float((y == named).all(1).mean())}
+
+
+def excerpt_table(rows: list[dict]) -> str:
+    lines = ["| model | trained on | tested on | excerpts | songs | micro-F1 (95% CI) | "
+             "macro-F1 (95% CI) | exact match |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        (ml, mh), (al, ah) = r["micro_f1_95"], r["macro_f1_95"]
+        lines.append(f"| {r['model']} | {r['train']} | {r['test']} | {r['excerpts']} | "
+                     f"{r['songs']} | {r['micro_f1']:.3f} ({ml:.3f}–{mh:.3f}) | "
+                     f"{r['macro_f1']:.3f} ({al:.3f}–{ah:.3f}) | {r['exact']:.1%} |")
+    return "\n".join(lines)
+
+
+def excerpt_rows(trained: list[dict], excerpts: dict, n_boot: int) -> list[dict]:
+    """Each trained model of `trained` (stage, label, checkpoint, fonts) on whole excerpts of
+    its training soundfont and of the other one."""
+    rows = []
+    for t in trained:
+        for font, where in ((t["train_font"], "in-font"), (t["test_font"], "across")):
+            rows.append({"model": f"Stage {t['stage']}: {t['label']}", "train": t["train"],
+                         "test": f"{FONTS[font]} excerpts ({where})", "across": where == "across",
+                         **excerpt_scores(heard_excerpts(t["best"], excerpts[font]), n_boot)})
+    return rows
+
+
 def scores(items: dict, n_boot: int) -> dict:
     """Accuracy and macro-F1 with 95% intervals from a bootstrap over recordings."""
     y, p = items["y"], items["p"]
@@ -207,7 +286,7 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
                            f"{stage1_epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
-    common = {"model": label, "variant": variant, "epochs": epochs,
+    common = {"model": label, "variant": variant, "epochs": epochs, "best": str(best),
               "train": FONTS[train_font] + timbre_note, "val_micro_f1": fit.val_score,
               "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
     rows = []
@@ -235,9 +314,9 @@ def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int
               "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
     return [
         {**common, "test": f"{FONTS[train_font]}{timbre_note} (test split)", "across": False,
-         **scores(heard(best, trained_on, ("test",)), n_boot)},
+         "best": str(best), **scores(heard(best, trained_on, ("test",)), n_boot)},
         {**common, "test": f"{FONTS[test_font]} (all clips)", "across": True,
-         **scores(heard(best, sets[test_font, "fixed"], SPLITS), n_boot)},
+         "best": str(best), **scores(heard(best, sets[test_font, "fixed"], SPLITS), n_boot)},
     ]
 
 
@@ -255,12 +334,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="budget of the ablation rows (and of a recipe row beside them)")
     parser.add_argument("--recordings", type=int, default=IRMAS_LARGEST,
                         help="recordings of the largest class (IRMAS: 241)")
+    parser.add_argument("--songs", type=int, default=120,
+                        help="test songs per soundfont (2 excerpts each)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--data", type=Path, default=Path("data/accuracy"))
     args = parser.parse_args(argv)
     if args.quick:
         args.recordings, args.epochs, args.ablation_epochs, args.bootstrap = 8, 2, 1, 200
-        args.stage2_epochs = 1
+        args.stage2_epochs, args.songs = 1, 6
         args.name += "-quick"
     out = Path("runs/accuracy") / args.name
     tic = time.perf_counter()
@@ -268,14 +349,20 @@ def main(argv: list[str] | None = None) -> None:
     sets = {(font, timbre): prepare(font, timbre, args.recordings,
                                     args.data / str(args.recordings), out)
             for font in FONTS for timbre in demo.TIMBRES}
-    rows, mix_rows = [], []
+    excerpts = {font: prepare_excerpts(font, args.songs, args.data / "excerpts")
+                for font in FONTS}
+    rows, mix_rows, trained = [], [], []
     for train_font, test_font in directions:
+        fonts = {"train_font": train_font, "test_font": test_font}
         for variant, spec in VARIANTS.items():
             rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
                                 args.bootstrap)
+            trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
         for variant, spec in STAGE2.items() if 2 in args.stages else ():
             mix_rows += run_stage2(variant, spec, args.stage2_epochs, args.epochs, train_font,
                                    test_font, sets, args.bootstrap)
+            trained.append({**fonts, **mix_rows[-1], "stage": 2, "label": mix_rows[-1]["model"]})
+    excerpt_results = excerpt_rows(trained, excerpts, args.bootstrap)
     if args.ablation:
         for variant, spec in {"recipe": VARIANTS["recipe"], **ABLATIONS}.items():
             rows += run_variant(variant, spec, args.ablation_epochs, *directions[0], sets,
@@ -293,7 +380,10 @@ def main(argv: list[str] | None = None) -> None:
     text = f"{header}\n\nStage 1 (one instrument per 3 s clip):\n\n{table(rows)}\n"
     if mix_rows:
         text += f"\nStage 2 (mixes of 3 s clips):\n\n{mix_table(mix_rows)}\n"
+    text += (f"\nWhole test excerpts ({args.songs} songs x 2 excerpts of 5-20 s per soundfont, "
+             f"1-3 instruments):\n\n{excerpt_table(excerpt_results)}\n")
     runs.write_json(out / "results.json", {"rows": rows, "mix_rows": mix_rows,
+                                           "excerpt_rows": excerpt_results,
                                            "environment": env,
                                            "settings": {**vars(args), "data": str(args.data)},
                                            "minutes": minutes})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ VOICES = {
 }
 BASS_PROGRAMS = (32, 33, 34)
 PAD_PROGRAMS = (88, 89, 90, 94)
-LEAD_CHANNELS = (0, 1)
+LEAD_CHANNELS = (0, 1, 4)  # up to three predominant instruments in a test song
 BASS, PAD, DRUMS = 2, 3, 9
 TIMBRES = ("fixed", "random")
 # Timbre randomisation (domain randomisation): per recording and channel, offsets to SoundFont
@@ -386,6 +386,8 @@ class DemoParams:
     seed: int
     soundfonts: list[str] | None = None  # None: every General-MIDI soundfont found
     timbre: str = "fixed"  # "random": timbre randomisation per recording (`GEN_OFFSETS`)
+    test_leads: int = 2  # test song i holds 1 + i % test_leads instruments
+    test_seconds: list[float] = field(default_factory=lambda: [5.0, 10.0])  # excerpt lengths
 
 
 def _soundfont_paths(names: list[str]) -> list[Path]:
@@ -425,13 +427,16 @@ def render_demo(
     progress: bool = True,
     soundfonts: list[str] | None = None,
     timbre: str = "fixed",
+    test_leads: int = 2,
+    test_seconds: tuple[float, float] = (5.0, 10.0),
 ) -> pd.DataFrame:
     """Render the demo set under `root` and write its `data_manifest.csv`; return the manifest.
 
     Up to `recordings_per_class` recordings × 3 excerpts of 3 s per instrument (fewer for the
     smaller IRMAS classes, in IRMAS's proportions), plus `test_songs` test songs of 2 excerpts
-    (5–10 s, one or two instruments, `.txt` labels). `soundfonts` (file names such as
-    `"TimGM6mb.sf2"`) restricts the timbres, e.g. to test on a soundfont never trained on.
+    (`test_seconds` long, 5–10 s; 1 to `test_leads` instruments, in turn; `.txt` labels).
+    `soundfonts` (file names such as `"TimGM6mb.sf2"`) restricts the timbres, e.g. to test on
+    a soundfont never trained on.
     `timbre="random"` randomises each recording's timbre beyond the soundfont (filter, envelope,
     tuning, vibrato, chorus, touch: `GEN_OFFSETS`); the notes are those of `"fixed"`.
     Deterministic for a seed; a set already rendered with the same parameters is reused.
@@ -439,8 +444,12 @@ def render_demo(
     root = Path(root)
     if timbre not in TIMBRES:
         raise ValueError(f"timbre={timbre!r}; choose one of {TIMBRES}")
+    if not 1 <= test_leads <= len(LEAD_CHANNELS):
+        raise ValueError(f"test_leads={test_leads}: a test song holds 1 to "
+                         f"{len(LEAD_CHANNELS)} instruments")
     params = DemoParams(recordings_per_class, test_songs, seed,
-                        list(soundfonts) if soundfonts else None, timbre)
+                        list(soundfonts) if soundfonts else None, timbre, test_leads,
+                        [float(t) for t in test_seconds])
     manifest_path = root / irmas.MANIFEST_NAME
     params_path = root / PARAMS_FILE
     fresh = manifest_path.is_file() and params_path.is_file()
@@ -471,9 +480,10 @@ def render_demo(
             train.append((rel, irmas.md5sum(root / rel)))
     for song_index in tqdm(range(test_songs), desc="render demo test songs", disable=not progress):
         rng = np.random.default_rng([seed, 99, song_index])
-        leads = sorted(rng.choice(CLASSES, size=1 + song_index % 2, replace=False).tolist())
+        leads = sorted(rng.choice(CLASSES, size=1 + song_index % test_leads,
+                                  replace=False).tolist())
         genre = str(rng.choice(irmas.GENRES))
-        lengths = rng.uniform(5, 10, size=2)
+        lengths = rng.uniform(*test_seconds, size=2)
         audio, _ = renderer.recording(leads, genre, bool(rng.random() < DRUM_CHANCE[genre]),
                                       float(lengths.sum()) + 0.5, rng,
                                       _timbre_rng(timbre, seed, 99, song_index))

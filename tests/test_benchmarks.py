@@ -47,3 +47,9 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     recipe = checkpoints.load_checkpoint(out / "fluid-random" / "stage2" / "recipe-1ep" / "best.pt")
     assert len(recipe["meta"]["thresholds"]) == 4, "thresholds tuned on validation, stored"
     assert recipe["meta"]["training"]["dynamic_mixing"]
+    # whole excerpts: every trained model, in-font and across, 2 excerpts per test song
+    excerpts = saved["excerpt_rows"]
+    assert len(excerpts) == 8 and [r["across"] for r in excerpts] == [False, True] * 4
+    for r in excerpts:
+        low, high = r["micro_f1_95"]
+        assert low <= r["micro_f1"] <= high and r["excerpts"] == 2 * r["songs"] == 12
