@@ -25,8 +25,8 @@ from helpers.config import CLASSES, IRMAS_TEST_SPLIT
 from helpers.layout import ModelFiles, RunLayout, as_layout
 from helpers.predict import HOP_SECONDS, Predictor, present
 from helpers.stage1 import STAGE as STAGE1
+from helpers.stage2 import EXTRACTOR, cached_features, load_mixes
 from helpers.stage2 import STAGE as STAGE2
-from helpers.stage2 import cached_features, load_mixes
 
 
 @dataclass
@@ -119,7 +119,8 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
     for files in _trained(run, STAGE2, "05_stage2_train"):
         model, meta = checkpoints.load_model(files.best, dev)
         if meta["model"] == "transfer":
-            batches = TensorBatches(*cached_features(run, dev, progress=False)["test"], 256)
+            feats = cached_features(run, dev, False, meta.get("extractor", EXTRACTOR))
+            batches = TensorBatches(*feats["test"], 256)
         else:
             batches = mixing.MixBatches(waves, plan, 64)
         logits, targets = training.predict(model, batches, dev)
@@ -156,7 +157,7 @@ def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECO
     dev = str(training.pick_device(device))
     predictors = {f"{stage}/{files.name}": Predictor(files.best, dev, hop_seconds)
                   for stage in (STAGE1, STAGE2) for files in run.trained(stage)
-                  if files.name != "transfer"}
+                  if not files.name.startswith("transfer")}
     if not predictors:
         raise FileNotFoundError(f"{run.root}: no trained model; run notebooks 03 and 05 first")
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in predictors}

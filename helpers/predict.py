@@ -152,7 +152,7 @@ class Predictor:
         self.model, self.meta = load_model(checkpoint, map_location=device)
         if self.meta["model"] == "transfer":
             raise CheckpointError(
-                f"{checkpoint}: a transfer head reads Wave1DCNN features, not audio; use a "
+                f"{checkpoint}: a transfer head reads Stage-1 features, not audio; use a "
                 "Stage-1 checkpoint or a Stage-2 CNN (stage2/mel/best.pt, "
                 "stage2/wave1d-finetune/best.pt)")
         if threshold is None:

@@ -27,7 +27,7 @@ from helpers.stage1 import conv_linear_parameters, load_caches
 
 STAGE = "stage2"
 LOSS = nn.MultiLabelSoftMarginLoss()
-EXTRACTOR = "wave1d"  # the Stage-1 model whose frozen features the transfer head reads
+EXTRACTOR = "wave1d"  # the 2020 project's extractor: the Stage-1 model the transfer head reads
 
 
 def build_mixes(run: RunLayout | str | Path, uses_per_clip: float = 3.0,
@@ -150,17 +150,22 @@ def extract_features(extractor: nn.Module, batches: Batches, device: torch.devic
     return torch.cat(feats), torch.cat(targets)
 
 
-def cached_features(run: RunLayout | str | Path, device: torch.device, progress: bool = True
-                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Frozen Stage-1 `EXTRACTOR` features of every mix, computed once and kept beside the head
-    until the Stage-1 checkpoint's bytes or the mix plan change."""
+def transfer_variant(extractor: str) -> str:
+    """`transfer` (on Wave1DCNN, as in 2020), or `transfer-<model>` on another extractor."""
+    return "transfer" if extractor == EXTRACTOR else f"transfer-{extractor}"
+
+
+def cached_features(run: RunLayout | str | Path, device: torch.device, progress: bool = True,
+                    extractor: str = EXTRACTOR) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Frozen features of every mix by the Stage-1 model `extractor`, computed once and kept
+    beside its transfer head until the Stage-1 checkpoint's bytes or the mix plan change."""
     run = as_layout(run)
-    ckpt = run.model(STAGE1, EXTRACTOR).best
-    extractor, _ = checkpoints.load_model(ckpt, device)
-    for p in extractor.parameters():
+    ckpt = run.model(STAGE1, extractor).best
+    model, _ = checkpoints.load_model(ckpt, device)
+    for p in model.parameters():
         p.requires_grad_(False)
     weights = file_digest(ckpt)
-    files = run.model(STAGE, "transfer")
+    files = run.model(STAGE, transfer_variant(extractor))
     out = {}
     data = None
     for split in SPLITS:
@@ -176,43 +181,50 @@ def cached_features(run: RunLayout | str | Path, device: torch.device, progress:
                 out[split] = (stored["features"], stored["targets"])
                 continue
         data = data or load_mixes(run, device)
-        feats, targets = extract_features(extractor, mixing.MixBatches(*data[split], 64),
-                                          device, progress)
+        feats, targets = extract_features(model, mixing.MixBatches(*data[split], 64), device,
+                                          progress)
         payload = {"key": key, "features": feats, "targets": targets}
         atomic_write(path, lambda tmp, p=payload: torch.save(p, tmp))
         out[split] = (feats, targets)
     return out
 
 
-def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = None
-                   ) -> results.TrainResult:
-    """The 2020 project's transfer head on frozen, eval-mode Stage-1 features (extracted once);
-    its knobs come from `config.per_model["transfer"]`."""
+def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = None,
+                   extractor: str = EXTRACTOR) -> results.TrainResult:
+    """The 2020 project's transfer head (its layer sizes) on frozen, eval-mode features of the
+    Stage-1 model `extractor` (extracted once): on Wave1DCNN as in 2020 (variant `transfer`),
+    or on a stronger extractor such as MelCNN (`transfer-mel`). Knobs from
+    `config.per_model[variant]`."""
     run = as_layout(run)
-    config = (config or TrainingConfig()).for_model("transfer")
+    variant = transfer_variant(extractor)
+    config = (config or TrainingConfig()).for_model("transfer", variant)
     dev = training.pick_device(config.device)
-    feats = cached_features(run, dev, config.progress)
+    feats = cached_features(run, dev, config.progress, extractor)
     batches = {s: TensorBatches(*feats[s], config.batch_size if s == "train" else 256,
                                 shuffle=s == "train", seed=config.random_seed) for s in SPLITS}
     torch.manual_seed(config.random_seed)
-    head = models.build("transfer")
-    files = run.model(STAGE, "transfer")
+    n_features = feats["train"][0].shape[1]
+    head = models.build("transfer", n_features=n_features)
+    files = run.model(STAGE, variant)
+    meta = {**checkpoints.model_meta("transfer", task="multi", n_features=n_features),
+            "extractor": extractor}
     fit = training.fit(head, batches["train"], batches["val"], LOSS,
-                       metrics.micro_f1_from_logits, files,
-                       checkpoints.model_meta("transfer", task="multi"), config)
+                       metrics.micro_f1_from_logits, files, meta, config)
     test = tune_and_test(files.best, batches, dev)
-    return training.record(files, STAGE, "transfer", fit, test, config,
+    return training.record(files, STAGE, variant, fit, test, config,
                            models.count_parameters(head, trainable_only=True), "micro F1")
 
 
 def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = None,
                    from_scratch: tuple[str, ...] = ("mel", "wave1d"), transfer: bool = True,
-                   finetune: tuple[str, ...] = ("wave1d",)) -> dict[str, results.TrainResult]:
-    """Notebook 05's variants in turn: CNNs from scratch, the transfer head, fine-tuned
-    Stage-1 models (`<name>-finetune`), each with its knobs from `config.per_model`."""
+                   finetune: tuple[str, ...] = ("wave1d",),
+                   transfer_from: tuple[str, ...] = (EXTRACTOR,)) -> dict[str, results.TrainResult]:
+    """Notebook 05's variants in turn: CNNs from scratch, the transfer head on each Stage-1
+    model of `transfer_from`, fine-tuned Stage-1 models (`<name>-finetune`), each with its
+    knobs from `config.per_model`."""
     out = {name: train_cnn(run, name, config) for name in from_scratch}
-    if transfer:
-        out["transfer"] = train_transfer(run, config)
+    for extractor in transfer_from if transfer else ():
+        out[transfer_variant(extractor)] = train_transfer(run, config, extractor)
     for name in finetune:
         out[f"{name}-finetune"] = train_cnn(run, name, config, finetune=True)
     return out

@@ -213,3 +213,22 @@ def test_tuned_thresholds_maximise_validation_f1_per_class():
     low, high = metrics.tune_thresholds(probs, targets)
     assert 0.2 < low <= 0.31 and 0.6 < high <= 0.9
     assert metrics.tune_thresholds(probs, torch.zeros(4, 2)) == [0.5, 0.5], "no positives"
+
+
+def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
+    layout = RunLayout(run)
+    torch.manual_seed(0)
+    checkpoints.save_checkpoint(layout.model("stage1", "mel").best, models.build("mel"),
+                                checkpoints.model_meta("mel"))
+    config = TrainingConfig(epochs=2, lr=3e-3, progress=False, device="cpu")
+    result = stage2.train_transfer(run, config, extractor="mel")
+    assert result.model == "transfer-mel" and result.parameters == 158_954
+    head, meta = checkpoints.load_model(layout.model("stage2", "transfer-mel").best)
+    assert meta["extractor"] == "mel" and len(meta["thresholds"]) == 4
+    assert [m.out_features for m in head.modules() if isinstance(m, nn.Linear)] == [100, 50, 4]
+    stored = torch.load(layout.model("stage2", "transfer-mel").features("val"), weights_only=True)
+    assert stored["features"].shape[1] == 1_536
+    tested = analysis.evaluate_mixes(run, "cpu")
+    assert "transfer-mel" in tested
+    assert tested["transfer-mel"].scores()["exact_match"] == pytest.approx(
+        result.test["threshold"]["exact_match"])
