@@ -2,7 +2,8 @@
 #   make demo   render the offline demo set and execute every notebook into runs/demo/
 #   make test   lint and run the tests
 # `make report` then rewrites the README's results block from runs/demo (helpers.report).
-# `make accuracy` measures Stage 1 across soundfonts at IRMAS size (runs/accuracy/, ~25 min).
+# `make accuracy` measures Stages 1 and 2 and whole excerpts across soundfonts at IRMAS size, the
+# plain training beside the recipe (runs/accuracy/default/); `make ablation` adds the recipe's ablation.
 # `make demo-full` then trains every model the 2020 project's full 30 epochs (CPU: hours; GPU: minutes).
 # Both create .venv when missing and install what they need.
 
@@ -19,7 +20,7 @@ DEMO_RUN := runs/demo
 # fine-tuning), and skips it from scratch on mixes. `make demo-full` trains all for 30 epochs.
 DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1}" "from_scratch=['mel']"
 
-.PHONY: demo demo-full report accuracy test lint manifest system-deps clean
+.PHONY: demo demo-full report accuracy ablation test lint manifest system-deps clean
 
 demo: system-deps $(STAMP)
 	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo $(DEMO_EPOCHS)
@@ -32,9 +33,12 @@ demo-full: demo
 report: $(STAMP)
 	$(PY) -m helpers.report --run-dir $(DEMO_RUN) --write README.md
 
-# Stage 1 trained on one soundfont's IRMAS-size demo set, tested on the other's (both ways).
+# Trained on one soundfont's IRMAS-size demo set, tested on the other's (both ways).
 accuracy: system-deps $(STAMP)
-	$(PY) benchmarks/accuracy.py --both
+	$(PY) benchmarks/accuracy.py
+
+ablation: system-deps $(STAMP)
+	$(PY) benchmarks/accuracy.py --ablation
 
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .

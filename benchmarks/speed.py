@@ -1,7 +1,8 @@
 """Speed, measured in one run: training clips/s of Wave1DCNN (the 2020 project's 1D CNN) vs
 MelCNN, loader clips/s of the decode-once cache vs the 2020 project's per-item WAV load +
-normalise, a transfer-head epoch on precomputed features, and `helpers.predict` on a 3-minute
-stereo song on the CPU.
+normalise, MelCNN's training speed with the training recipe's augmentation vs without, a
+transfer-head epoch on precomputed features, and `helpers.predict` on a 3-minute stereo song on
+the CPU.
 
     python benchmarks/speed.py              # CPU figures (a few minutes on 2 cores)
     python benchmarks/speed.py --epoch      # also a Stage-1 epoch on 1,732 clips (GPU: seconds)
@@ -12,6 +13,7 @@ Prints a table; ratios compare figures taken in the same run on the same machine
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -23,9 +25,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import audio, cache, checkpoints, demo, models, predict, runs, training
+from helpers import audio, augment, cache, checkpoints, demo, models, predict, runs, training
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLIP_SAMPLES, PROJECT_2020, SAMPLE_RATE
+from helpers.config import CLIP_SAMPLES, PROJECT_2020, RECIPE, SAMPLE_RATE, TrainingConfig
 from helpers.stage2 import LOSS
 
 
@@ -34,16 +36,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train_rate(name: str, device: torch.device, batch: int, steps: int) -> float:
-    """Training clips per second of model `name` (forward, backward, Adam step)."""
+def train_rate(name: str, device: torch.device, batch: int, steps: int,
+               config: TrainingConfig | None = None) -> float:
+    """Training clips per second of model `name` (forward, backward, optimiser step), with the
+    augmentation and optimiser `config` asks for (default: none, Adam)."""
+    config = config or TrainingConfig()
     torch.manual_seed(0)
     model = models.build(name).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), 3e-4)
+    if isinstance(model, models.MelCNN):
+        model.augment = augment.spectrogram_augment(config)
+    opt = training.optimizer(model, config)
+    waves = augment.waves_for(config, 4)
+    loss = functools.partial(nn.functional.cross_entropy, label_smoothing=config.label_smoothing)
     x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
-    y = torch.randint(0, 4, (batch,), device=device)
+    y = torch.arange(batch, device=device) % 4
 
     def step() -> None:
-        training.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
+        training.train_step(model, opt, loss, x, y, device, waves)
 
     step()  # warm-up (allocations, kernels)
     _sync(device)
@@ -168,6 +177,9 @@ def main() -> None:
     rows.append(("training clips/s, Wave1DCNN", f"{rate['wave1d']:.1f}"))
     rows.append(("training clips/s, MelCNN", f"{rate['mel']:.1f}"))
     rows.append(("MelCNN / Wave1DCNN training speed", f"{rate['mel'] / rate['wave1d']:.1f}x"))
+    recipe = train_rate("mel", device, 16, args.steps, TrainingConfig.of(**RECIPE))
+    rows.append(("training clips/s, MelCNN with the recipe (augmentation on the device)",
+                 f"{recipe:.1f} (time per clip {rate['mel'] / recipe:.2f}x plain; goal <= 1.5x)"))
     rows.append(("forward GFLOP per clip, Wave1DCNN / MelCNN",
                  f"{flops['wave1d']:.2f} / {flops['mel']:.3f} "
                  f"({flops['wave1d'] / flops['mel']:.0f}x)"))
