@@ -280,6 +280,7 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
     stage2.build_mixes(trained_on, uses_per_clip=3.0, k_weights=k_weights, random_seed=1)
+    reused = trained_on.model(stage2.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
     fit = stage2.train_cnn(trained_on, "mel", config, finetune=stage1_variant is not None,
                            variant=f"{variant}-{epochs}ep",
                            stage1_variant=stage1_variant and f"{stage1_variant}-"
@@ -287,6 +288,7 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
     common = {"model": label, "variant": variant, "epochs": epochs, "best": str(best),
+              "reused": reused,
               "train": FONTS[train_font] + timbre_note, "val_micro_f1": fit.val_score,
               "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
     rows = []
@@ -306,10 +308,11 @@ def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int
     label, knobs, timbre = spec
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
+    reused = trained_on.model(stage1.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
     fit = stage1.train(trained_on, "mel", config, variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
-    common = {"model": label, "variant": variant, "epochs": epochs,
+    common = {"model": label, "variant": variant, "epochs": epochs, "reused": reused,
               "train": FONTS[train_font] + timbre_note, "val_accuracy": fit.val_score,
               "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
     return [
@@ -368,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
             rows += run_variant(variant, spec, args.ablation_epochs, *directions[0], sets,
                                 args.bootstrap)
     env = runs.environment(str(training.pick_device()))
+    models = {r["best"]: r["reused"] for r in rows + mix_rows}
+    reused = sum(models.values())
     minutes = (time.perf_counter() - tic) / 60
     flags = " ".join(f for f, on in (("--one-way", args.one_way), ("--ablation", args.ablation),
                                      ("--quick", args.quick),
@@ -376,7 +381,9 @@ def main(argv: list[str] | None = None) -> None:
               f": demo sets of {args.recordings} recordings for the largest class per "
               f"soundfont, MelCNN, measured on "
               f"{env['cpu'] if env['device'] == 'CPU' else env['device']} ({env['cores']} "
-              f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min.")
+              f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min wall time for "
+              f"this invocation, which trained {len(models) - reused} models and reused "
+              f"{reused} trained by an earlier one (see `s/epoch`).")
     text = f"{header}\n\nStage 1 (one instrument per 3 s clip):\n\n{table(rows)}\n"
     if mix_rows:
         text += f"\nStage 2 (mixes of 3 s clips):\n\n{mix_table(mix_rows)}\n"
