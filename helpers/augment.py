@@ -17,6 +17,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from helpers.audio import peak_normalise
 from helpers.config import TrainingConfig
 
 
@@ -25,23 +26,18 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, device: torch.devi
     return torch.rand(shape, device=device) * (high - low) + low
 
 
-def _peak_normalise(x: torch.Tensor) -> torch.Tensor:
-    """Scale each clip back to peak 1, as the models were trained to expect; silence stays 0."""
-    peak = x.abs().amax(dim=(1, 2), keepdim=True)
-    return x / peak.clamp_min(1e-8)
-
-
 def mix_under(x: torch.Tensor, y: torch.Tensor, chance: float,
               db_range: tuple[float, float]) -> torch.Tensor:
     """With probability `chance`, add another clip of the batch *of a different instrument*
-    `db_range` dB below each clip (IRMAS's predominant instrument over others); the label of
-    the clip stays. `y` holds class numbers."""
+    `db_range` dB below each clip (IRMAS's predominant instrument over others), normalised
+    again as every clip is (`audio.peak_normalise`); the label of the clip stays. `y` holds
+    class numbers."""
     b = len(x)
     partner = torch.randperm(b, device=x.device)
     use = (torch.rand(b, device=x.device) < chance) & (y[partner] != y)
     db = _uniform((b,), *db_range, x.device)
     gain = torch.where(use, 10 ** (db / 20), torch.zeros_like(db)).view(-1, 1, 1)
-    return _peak_normalise(x + gain * x[partner])
+    return peak_normalise(x + gain * x[partner])
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float
@@ -54,7 +50,7 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float
     a = torch.tensor(float(alpha), device=x.device)
     lam = torch.distributions.Beta(a, a).sample((b,))
     mixed = lam.view(-1, 1, 1) * x + (1 - lam).view(-1, 1, 1) * x[partner]
-    return _peak_normalise(mixed), lam.view(-1, 1) * y + (1 - lam).view(-1, 1) * y[partner]
+    return peak_normalise(mixed), lam.view(-1, 1) * y + (1 - lam).view(-1, 1) * y[partner]
 
 
 def gain(x: torch.Tensor, max_db: float) -> torch.Tensor:
