@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from helpers import cache, checkpoints, metrics, mixing, runs, training
+from helpers import cache, checkpoints, metrics, mixing, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, read_audio
 from helpers.batches import ClipBatches, TensorBatches
@@ -204,9 +204,19 @@ def f1_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     return pd.DataFrame({name: ev.scores()["f1"] for name, ev in evaluations.items()}).T
 
 
-def best(evaluations: dict[str, Evaluation]) -> str:
-    """The model with the most exact matches (ties: the first), for the audio browsers."""
-    return max(evaluations, key=lambda name: evaluations[name].scores()["exact_match"])
+def best(evaluations: dict[str, Evaluation], run: RunLayout | str | Path,
+         stage: str | None = None) -> str:
+    """The model the audio browsers show: the best *validation* score in its `metrics.json`
+    (never a test score). Names are `stage/model`, or models of `stage`; between stages a
+    Stage-2 model wins (it is trained to name several instruments). Ties: the first."""
+    run = as_layout(run)
+
+    def validation(name: str) -> tuple[bool, float]:
+        where, model = name.split("/", 1) if "/" in name else (stage, name)
+        path = run.model(where, model).metrics
+        return where == STAGE2, results.load(path).val_score if path.is_file() else -1.0
+
+    return max(evaluations, key=validation)
 
 
 def save(run: RunLayout | str | Path, sections: dict[str, dict[str, Evaluation]], **settings

@@ -164,3 +164,22 @@ def test_report_names_a_broken_record(run, tmp_path, capsys, where):
     assert report.main(["--run-dir", str(other)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(other / where) in err and "Traceback" not in err
+
+
+def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
+    """A model with the better test score but the worse validation score is not the one shown."""
+    run = RunLayout(tmp_path)
+    y = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+    right, wrong = y.clone(), y.flip(0)
+    evaluations = {name: analysis.Evaluation(name, ["a", "b"], y, y, pred, lambda i: None)
+                   for name, pred in (("good-on-test", right), ("good-on-val", wrong))}
+    for name, val in (("good-on-test", 0.5), ("good-on-val", 0.9)):
+        results.save(run.model("stage2", name).metrics, results.TrainResult(
+            model=name, stage="stage2", parameters=1, val_metric="micro F1", val_score=val,
+            test={}, epochs_run=1, best_epoch=1, seconds_per_epoch=1.0, training={},
+            environment={}, checkpoint="", extra={}))
+    assert evaluations["good-on-test"].scores()["exact_match"] == 1.0
+    assert analysis.best(evaluations, run, "stage2") == "good-on-val"
+    staged = {f"stage2/{k}": v for k, v in evaluations.items()}
+    staged["stage1/mel"] = evaluations["good-on-test"]  # a Stage-1 model never outranks Stage 2
+    assert analysis.best(staged, run) == "stage2/good-on-val"
