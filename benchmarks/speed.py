@@ -13,7 +13,6 @@ Prints a table; ratios compare figures taken in the same run on the same machine
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
@@ -25,7 +24,18 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import audio, augment, cache, checkpoints, demo, models, predict, runs, training
+from helpers import (
+    audio,
+    augment,
+    cache,
+    checkpoints,
+    demo,
+    models,
+    predict,
+    runs,
+    stage1,
+    training,
+)
 from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import CLIP_SAMPLES, PROJECT_2020, RECIPE, SAMPLE_RATE, TrainingConfig
 from helpers.stage2 import LOSS
@@ -43,11 +53,10 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
     config = config or TrainingConfig()
     torch.manual_seed(0)
     model = models.build(name).to(device).train()
-    if isinstance(model, models.MelCNN):
-        model.augment = augment.spectrogram_augment(config)
+    augment.equip(model, config)
     opt = training.optimizer(model, config)
     waves = augment.waves_for(config, 4)
-    loss = functools.partial(nn.functional.cross_entropy, label_smoothing=config.label_smoothing)
+    loss = stage1.loss(config)
     x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
     y = torch.arange(batch, device=device) % 4
 

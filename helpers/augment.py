@@ -132,6 +132,13 @@ def spectrogram_augment(config: TrainingConfig) -> nn.Module:
     return SpectrogramAugment(config.eq_db, config.spec_masks)
 
 
+def equip(model: nn.Module, config: TrainingConfig) -> None:
+    """Fill the spectrogram-augmentation slot of a model with a log-mel front end (MelCNN's
+    `augment`) from `config`; a model without one (Wave1DCNN) is left as it is."""
+    if hasattr(model, "augment"):
+        model.augment = spectrogram_augment(config)
+
+
 def lr_factor(config: TrainingConfig, progress: float) -> float:
     """Learning-rate multiplier at `progress` epochs into training (fractional): constant, or a
     linear warm-up over `warmup_epochs` then a cosine decay to zero at `epochs`."""

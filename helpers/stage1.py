@@ -46,6 +46,11 @@ def conv_linear_parameters(model: nn.Module) -> int:
     return models.count_parameters(model, (nn.Conv1d, nn.Conv2d, nn.Linear))
 
 
+def loss(config: TrainingConfig) -> training.LossFn:
+    """Stage 1's loss: cross-entropy, with `config`'s label smoothing."""
+    return functools.partial(nn.functional.cross_entropy, label_smoothing=config.label_smoothing)
+
+
 def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None,
           variant: str | None = None) -> results.TrainResult:
     """Train model `name` on the run's caches, test its best-validation checkpoint, save metrics.
@@ -61,14 +66,12 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     batches = make_batches(load_caches(run, dev), config.batch_size, config.random_seed)
     torch.manual_seed(config.random_seed)
     model = models.build(name)
-    if isinstance(model, models.MelCNN):
-        model.augment = augment.spectrogram_augment(config)
+    augment.equip(model, config)
     files = run.model(STAGE, variant)
     fit, test = training.fit_and_test(
-        model, batches, functools.partial(nn.functional.cross_entropy,
-                                          label_smoothing=config.label_smoothing),
-        metrics.accuracy_from_logits, metrics.single_label_summary, files,
-        checkpoints.model_meta(name), config, augment=augment.waves_for(config, len(CLASSES)))
+        model, batches, loss(config), metrics.accuracy_from_logits,
+        metrics.single_label_summary, files, checkpoints.model_meta(name), config,
+        augment=augment.waves_for(config, len(CLASSES)))
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "accuracy",
                            parameters_all=models.count_parameters(model),

@@ -65,13 +65,18 @@ def load_mixes(run: RunLayout | str | Path, device: torch.device | None = None,
     """(cached waves, plan) per split; refuses plans made from another cache."""
     run = as_layout(run)
     cached = load_caches(run, device, splits)
+    return {split: (cached[split].waves, plan) for split, plan in plans_of(run, cached).items()}
+
+
+def plans_of(run: RunLayout, cached: dict[str, cache.CachedSplit]) -> dict[str, mixing.MixPlan]:
+    """The stored mix plan of each cached split; refuses plans made from another cache."""
     out = {}
-    for split in splits:
+    for split, clips in cached.items():
         plan, meta = mixing.load_plan(run.mixes(split))
-        if meta.get("cache_key") != cached[split].key:
+        if meta.get("cache_key") != clips.key:
             raise ValueError(f"the {split} mixes were planned from another cache: run "
                              "notebooks/04_generate_mixes.ipynb again")
-        out[split] = (cached[split].waves, plan)
+        out[split] = plan
     return out
 
 
@@ -91,19 +96,20 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
     variant = variant or (f"{name}-finetune" if finetune else name)
     config = (config or TrainingConfig()).for_model(name, variant)
     dev = training.pick_device(config.device)
-    data = load_mixes(run, dev)
-    batches = {s: mixing.MixBatches(*data[s], config.batch_size if s == "train" else 64,
+    cached = load_caches(run, dev)
+    plans = plans_of(run, cached)
+    batches = {s: mixing.MixBatches(cached[s].waves, plans[s],
+                                    config.batch_size if s == "train" else 64,
                                     shuffle=s == "train", seed=config.random_seed)
                for s in SPLITS}
     if config.dynamic_mixing:
-        batches["train"] = dynamic_batches(run, data["train"][0], config)
+        batches["train"] = dynamic_batches(run, cached["train"], config)
     torch.manual_seed(config.random_seed)
     model = models.build(name)
     if finetune:
         stage1, _ = checkpoints.load_model(run.model(STAGE1, stage1_variant or name).best)
         model.load_state_dict(stage1.state_dict())
-    if isinstance(model, models.MelCNN):
-        model.augment = augment.spectrogram_augment(config)
+    augment.equip(model, config)
     files = run.model(STAGE, variant)
     meta = checkpoints.model_meta(name, task="multi")
     fit = training.fit(model, batches["train"], batches["val"], LOSS,
@@ -114,15 +120,15 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
                            conv_linear_parameters(model), "micro F1")
 
 
-def dynamic_batches(run: RunLayout, waves: torch.Tensor, config: TrainingConfig
+def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingConfig
                     ) -> mixing.DynamicMixBatches:
-    """Training batches of fresh mixes each epoch, planned as notebook 04 planned the fixed
-    training mixes (clip uses, k weights, gains)."""
+    """Training batches of fresh mixes each epoch from the cached training split, planned as
+    notebook 04 planned the fixed training mixes (clip uses, k weights, gains)."""
     _, settings = mixing.load_plan(run.mixes("train"))
-    labels = cache.load_split(run.cache("train"), "cpu").labels
     k_weights = {int(k): w for k, w in settings["k_weights"].items()}
-    return mixing.DynamicMixBatches(waves, labels, config.batch_size, settings["uses_per_clip"],
-                                    k_weights, settings["gain_db"], config.random_seed)
+    return mixing.DynamicMixBatches(train.waves, train.labels, config.batch_size,
+                                    settings["uses_per_clip"], k_weights, settings["gain_db"],
+                                    config.random_seed)
 
 
 def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device) -> dict:

@@ -189,8 +189,7 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
     assert result.training["dynamic_mixing"] and result.training["mix_under"] == 0.5
     assert torch.equal(mixing.load_plan(layout.mixes("train"))[0].sources, fixed.sources), (
         "the stored plan stays as notebook 04 made it")
-    dynamic = stage2.dynamic_batches(layout, cache.load_split(layout.cache("train")).waves,
-                                     config)
+    dynamic = stage2.dynamic_batches(layout, cache.load_split(layout.cache("train")), config)
     dynamic.set_epoch(1)
     assert len(dynamic.plan) == len(fixed) and not torch.equal(dynamic.plan.sources,
                                                                 fixed.sources)

@@ -1,6 +1,5 @@
 """fit() for real: tiny rendered clips, real models, real checkpoints on disk."""
 
-import functools
 import pickle
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from helpers import augment, cache, checkpoints, metrics, models, training
+from helpers import augment, cache, checkpoints, metrics, models, stage1, training
 from helpers.batches import ClipBatches
 from helpers.config import CLASSES, RECIPE, TrainingConfig
 from helpers.layout import ModelFiles
@@ -43,13 +42,11 @@ def _fit(tiny, out, epochs, stop_after=None, spy=None, **knobs):
     meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
     config = TrainingConfig(**{"lr": 3e-3, **knobs, "epochs": epochs, "progress": False,
                                "device": "cpu"})
-    model.augment = augment.spectrogram_augment(config)
+    augment.equip(model, config)
     waves = augment.waves_for(config, len(CLASSES))
     if spy is not None:  # sees what the real augmentation is given, then lets it run
         waves = spy(waves)
-    result = training.fit(model, tiny["train"], tiny["val"],
-                          functools.partial(nn.functional.cross_entropy,
-                                            label_smoothing=config.label_smoothing),
+    result = training.fit(model, tiny["train"], tiny["val"], stage1.loss(config),
                           metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
                           stop_after=stop_after, augment=waves)
     return model, result
