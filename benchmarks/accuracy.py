@@ -40,6 +40,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from helpers import (
+    analysis,
     cache,
     checkpoints,
     demo,
@@ -52,9 +53,8 @@ from helpers import (
     stage2,
     training,
 )
-from helpers.audio import read_audio
 from helpers.batches import ClipBatches
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
+from helpers.config import IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2"}
@@ -175,15 +175,13 @@ def prepare_excerpts(font: str, songs: int, data_root: Path) -> tuple[Path, pd.D
 
 
 def heard_excerpts(best: Path, excerpts: tuple[Path, pd.DataFrame]) -> dict:
-    """Targets, named instruments and song of every excerpt, heard window by window."""
+    """Targets, named instruments and song of every excerpt, heard window by window (as
+    notebook 06 hears them, `analysis.hear_excerpts`)."""
     root, rows = excerpts
-    predictor = predict.Predictor(best)
-    probs = torch.stack([predictor.probabilities(read_audio(root / path))
-                         for path in rows["path"]])
-    named = predict.present(probs, predictor.meta["task"], predictor.threshold)
-    y = torch.tensor([[float(c in labels.split()) for c in CLASSES]
-                      for labels in rows["instruments"]])
-    return {"y": y.numpy(), "named": named.numpy(), "groups": rows["recording"].to_numpy()}
+    heard = analysis.hear_excerpts({"model": predict.Predictor(best)}, rows, root,
+                                   progress=False)["model"]
+    songs = rows.set_index("path").loc[heard.items, "recording"]
+    return {"y": heard.targets.numpy(), "named": heard.pred.numpy(), "groups": songs.to_numpy()}
 
 
 def excerpt_scores(items: dict, n_boot: int) -> dict:

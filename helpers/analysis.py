@@ -160,6 +160,14 @@ def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECO
                   if not files.name.startswith("transfer")}
     if not predictors:
         raise FileNotFoundError(f"{run.root}: no trained model; run notebooks 03 and 05 first")
+    return hear_excerpts(predictors, rows, data_dir, progress)
+
+
+def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir: Path,
+                  progress: bool = True) -> dict[str, Evaluation]:
+    """Each predictor on the excerpts of `rows` (manifest rows: `path`, `instruments`) under
+    `data_dir`: window probabilities averaged per excerpt, instruments named by each
+    checkpoint's rule and thresholds. An unreadable excerpt is skipped with a warning."""
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in predictors}
     kept, targets = [], []
     for path, labels in tqdm(list(zip(rows["path"], rows["instruments"])), desc="excerpts",
