@@ -17,7 +17,7 @@ def _load(name: str):
 
 def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _load("accuracy").main(["--quick", "--one-way", "--data", str(tmp_path / "data")])
+    _load("accuracy").main(["--quick", "--data", str(tmp_path / "data")])
     out = tmp_path / "runs" / "accuracy" / "default-quick"
     saved = json.loads((out / "results.json").read_text())
     rows, mix_rows = saved["rows"], saved["mix_rows"]
