@@ -6,8 +6,9 @@ another's, with the plain training configuration beside the training recipe (`co
     python benchmarks/accuracy.py --ablation      # also the recipe with each part switched off
     python benchmarks/accuracy.py --stages 1      # Stage 1 only
     python benchmarks/accuracy.py --quick         # a smoke run (minutes)
+    python benchmarks/accuracy.py --instruments all   # IRMAS's eleven (runs/accuracy/all/)
 
-Each soundfont gets its own IRMAS-size demo set (IRMAS's four class counts, 3 excerpts per
+Each soundfont gets its own IRMAS-size demo set (IRMAS's class counts, 3 excerpts per
 recording), rendered with its own seed, so the other set's music and timbre are both unheard;
 the recipe trains on the same music rendered with randomised timbre (`demo.GEN_OFFSETS`).
 Every model is trained and validated (checkpoint chosen on validation) on one set's grouped
@@ -30,6 +31,7 @@ machine and the date). A killed run resumes where it stopped (each model continu
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from helpers import (
     analysis,
     cache,
     checkpoints,
+    config,
     demo,
     irmas,
     metrics,
@@ -54,12 +57,12 @@ from helpers import (
     training,
 )
 from helpers.batches import ClipBatches
-from helpers.config import IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
+from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2"}
 SEEDS = {"fluid": 1, "tim": 2}
-IRMAS_LARGEST = 241  # piano: 721 IRMAS clips = 241 recordings x 3 excerpts (2,515 clips in all)
+MIN_RECORDINGS = 5  # per class, for a grouped 60/20/20 split
 PLAIN = {"optimizer": "adam", "lr": 3e-4, "schedule": "constant"}  # TrainingConfig's defaults
 # name: (what it is, training knobs, timbre of the training set)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -88,16 +91,30 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 
 
-def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: Path
-            ) -> RunLayout:
-    """Render (or reuse) the set of one soundfont and timbre, and cache its splits."""
+def irmas_size(classes: tuple[str, ...]) -> int:
+    """Recordings of the largest class of `classes` at IRMAS's size (3 excerpts each): 241
+    for piano, the largest of the seed's four (2,515 clips in all); 260 for voice, of all
+    eleven (6,705 clips)."""
+    return math.ceil(max(demo.IRMAS_COUNTS[c] for c in classes) / 3)
+
+
+def fewest_recordings(classes: tuple[str, ...], at_least: int = 0) -> int:
+    """The fewest recordings of the largest class (at least `at_least`) that leave every class
+    of `classes`, in IRMAS's proportions, the recordings a grouped 60/20/20 split needs."""
+    counts = [demo.IRMAS_COUNTS[c] for c in classes]
+    return max(at_least, math.ceil(MIN_RECORDINGS * max(counts) / min(counts)))
+
+
+def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: Path,
+            classes: tuple[str, ...] = CLASSES) -> RunLayout:
+    """Render (or reuse) the set of one soundfont and timbre on `classes`, and cache it."""
     label = font if timbre == "fixed" else f"{font}-{timbre}"
     root = data_root / label
     manifest = demo.render_demo(root, recordings, test_songs=0, seed=SEEDS[font],
-                                soundfonts=[FONTS[font]], timbre=timbre)
+                                soundfonts=[FONTS[font]], timbre=timbre, instruments=classes)
     run = RunLayout(run_root / label)
-    runs.save_dataset(run, "demo", root, manifest)
-    cache.build_all(manifest, root, run)
+    runs.save_dataset(run, "demo", root, manifest, classes)
+    cache.build_all(manifest, root, run, classes=classes)
     return run
 
 
@@ -122,7 +139,8 @@ def heard_mixes(best: Path, run: RunLayout, splits: tuple[str, ...], k_weights: 
     probs, targets, groups = [], [], []
     for offset, split in enumerate(splits):
         cached = cache.load_split(run.cache(split))
-        plan = mixing.plan_mixes(cached.labels, 1.0, k_weights, 6.0, seed=1_000 + offset)
+        plan = mixing.plan_mixes(cached.labels, 1.0, k_weights, 6.0, seed=1_000 + offset,
+                                 classes=cached.classes)
         logits, y = training.predict(model, mixing.MixBatches(cached.waves, plan, 64))
         probs.append(torch.sigmoid(logits))
         targets.append(y)
@@ -164,13 +182,15 @@ def mix_scores(items: dict, n_boot: int) -> dict:
                       for n in k.unique()}}
 
 
-def prepare_excerpts(font: str, songs: int, data_root: Path) -> tuple[Path, pd.DataFrame]:
+def prepare_excerpts(font: str, songs: int, data_root: Path, classes: tuple[str, ...] = CLASSES
+                     ) -> tuple[Path, pd.DataFrame]:
     """Render (or reuse) `songs` test songs of one soundfont (fixed timbre, music unheard by
-    every model): 2 excerpts of 5-20 s each, 1-3 labelled instruments."""
+    every model): 2 excerpts of 5-20 s each, 1-3 labelled instruments of `classes`."""
     root = data_root / f"excerpts-{font}"
-    manifest = demo.render_demo(root, recordings_per_class=7, test_songs=songs,
+    manifest = demo.render_demo(root, recordings_per_class=fewest_recordings(classes, 7),
+                                test_songs=songs,
                                 seed=SEEDS[font] + 100, soundfonts=[FONTS[font]], test_leads=3,
-                                test_seconds=(5.0, 20.0))
+                                test_seconds=(5.0, 20.0), instruments=classes)
     return root, manifest[manifest["split"] == IRMAS_TEST_SPLIT].reset_index(drop=True)
 
 
@@ -323,7 +343,8 @@ def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="default", help="run folder under runs/accuracy/")
+    parser.add_argument("--name", default=None,
+                        help="run folder under runs/accuracy/ (default: the instrument set)")
     parser.add_argument("--both-ways", action="store_true",
                         help="also train on TimGM6mb and test on FluidR3_GM")
     parser.add_argument("--ablation", action="store_true",
@@ -334,26 +355,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage2-epochs", type=int, default=10)
     parser.add_argument("--ablation-epochs", type=int, default=6,
                         help="budget of the ablation rows (and of a recipe row beside them)")
-    parser.add_argument("--recordings", type=int, default=IRMAS_LARGEST,
-                        help="recordings of the largest class (IRMAS: 241)")
+    parser.add_argument("--instruments", default="default",
+                        help='"default" (gac pia tru vio), "all" (IRMAS\'s 11) or codes')
+    parser.add_argument("--recordings", type=int, default=None,
+                        help="recordings of the largest class (default: IRMAS's, 241 of four)")
     parser.add_argument("--songs", type=int, default=120,
                         help="test songs per soundfont (2 excerpts each)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--data", type=Path, default=Path("data/accuracy"))
     args = parser.parse_args(argv)
+    classes = config.instruments(args.instruments)
+    tag = "" if classes == CLASSES else "all" if classes == ALL_CLASSES else "-".join(classes)
+    args.name = args.name or tag or "default"
+    args.recordings = args.recordings or irmas_size(classes)
     if args.quick:
-        args.recordings, args.epochs, args.ablation_epochs, args.bootstrap = 8, 2, 1, 200
+        args.recordings = fewest_recordings(classes, 8)
+        args.epochs, args.ablation_epochs, args.bootstrap = 2, 1, 200
         args.stage2_epochs, args.songs = 1, 6
         args.name += "-quick"
+    if args.recordings < fewest_recordings(classes):
+        parser.error(f"--recordings {args.recordings} leaves a class of {', '.join(classes)} "
+                     f"with fewer than {MIN_RECORDINGS} recordings: give at least "
+                     f"{fewest_recordings(classes)}")
+    data = args.data / "-".join(filter(None, (tag, str(args.recordings))))
     out = Path("runs/accuracy") / args.name
     tic = time.perf_counter()
     directions = [("fluid", "tim")] + ([("tim", "fluid")] if args.both_ways else [])
     needed = {(train, timbre) for train, _ in directions for timbre in demo.TIMBRES}
     needed |= {(test, "fixed") for _, test in directions}
-    sets = {(font, timbre): prepare(font, timbre, args.recordings,
-                                    args.data / str(args.recordings), out)
+    sets = {(font, timbre): prepare(font, timbre, args.recordings, data, out, classes)
             for font, timbre in sorted(needed)}
-    excerpts = {font: prepare_excerpts(font, args.songs, args.data / "excerpts")
+    excerpts = {font: prepare_excerpts(font, args.songs,
+                                       args.data / "-".join(filter(None, ("excerpts", tag))),
+                                       classes)
                 for font in FONTS}
     rows, mix_rows, trained = [], [], []
     for train_font, test_font in directions:
@@ -375,12 +409,13 @@ def main(argv: list[str] | None = None) -> None:
     models = {r["best"]: r["reused"] for r in rows + mix_rows}
     reused = sum(models.values())
     minutes = (time.perf_counter() - tic) / 60
-    flags = " ".join(f for f, on in (("--both-ways", args.both_ways), ("--ablation", args.ablation),
+    flags = " ".join(f for f, on in ((f"--instruments {args.instruments}", tag),
+                                     ("--both-ways", args.both_ways), ("--ablation", args.ablation),
                                      ("--quick", args.quick),
                                      ("--stages 1", args.stages == [1])) if on)
     header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +
-              f": demo sets of {args.recordings} recordings for the largest class per "
-              f"soundfont, MelCNN, measured on "
+              f": demo sets of {', '.join(classes)} with {args.recordings} recordings for "
+              f"the largest class per soundfont, MelCNN, measured on "
               f"{env['cpu'] if env['device'] == 'CPU' else env['device']} ({env['cores']} "
               f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min wall time for "
               f"this invocation, which trained {len(models) - reused} models and reused "

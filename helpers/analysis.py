@@ -21,7 +21,7 @@ from helpers import cache, checkpoints, metrics, mixing, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, read_audio
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT
+from helpers.config import CLASSES, IRMAS_TEST_SPLIT, PUBLISHED_IRMAS
 from helpers.layout import ModelFiles, RunLayout, as_layout
 from helpers.predict import HOP_SECONDS, Predictor, present
 from helpers.stage1 import STAGE as STAGE1
@@ -32,7 +32,8 @@ from helpers.stage2 import STAGE as STAGE2
 @dataclass
 class Evaluation:
     """One model on one evaluation set: per item its probabilities, true and named classes
-    (multi-hot `[N, 4]`), and `audio(i)`, the `[2, L]` waveform of item `i` to listen to."""
+    (multi-hot `[N, classes]`), and `audio(i)`, the `[2, L]` waveform of item `i` to listen
+    to; `classes` are the model's instruments, in the order of the columns."""
 
     model: str
     items: list[str]
@@ -40,6 +41,7 @@ class Evaluation:
     targets: torch.Tensor
     pred: torch.Tensor
     audio: Callable[[int], torch.Tensor]
+    classes: tuple[str, ...] = CLASSES
 
     def __len__(self) -> int:
         return len(self.items)
@@ -54,31 +56,34 @@ class Evaluation:
         ("right": exactly the right instruments, "wrong", or "all"); None matches any."""
         keep = torch.ones(len(self), dtype=torch.bool)
         if true is not None:
-            keep &= self.targets[:, CLASSES.index(true)] > 0
+            keep &= self.targets[:, self.classes.index(true)] > 0
         if named is not None:
-            keep &= self.pred[:, CLASSES.index(named)] > 0
+            keep &= self.pred[:, self.classes.index(named)] > 0
         if outcome != "all":
             keep &= self.right() if outcome == "right" else ~self.right()
         return keep.nonzero().flatten().tolist()
 
     def scores(self) -> dict:
-        return metrics.multilabel_scores(self.pred, self.targets)
+        """The multi-label scores of what was named, and LRAP of the probabilities (for a
+        single-label model: of its softmax)."""
+        return {**metrics.multilabel_scores(self.pred, self.targets, self.classes),
+                "lrap": metrics.lrap(self.probs, self.targets)}
 
     def frame(self) -> pd.DataFrame:
         """One row per item: true and named instruments, right or not, probability per class."""
         table = pd.DataFrame({
             "item": self.items,
-            "true": [metrics.combination_label(r) for r in self.targets],
-            "named": [metrics.combination_label(r) for r in self.pred],
+            "true": [metrics.combination_label(r, self.classes) for r in self.targets],
+            "named": [metrics.combination_label(r, self.classes) for r in self.pred],
             "right": self.right().tolist(),
         })
-        for c, column in zip(CLASSES, self.probs.T):
+        for c, column in zip(self.classes, self.probs.T):
             table[f"p_{c}"] = column.numpy()
         return table
 
 
-def _one_hot(index: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.one_hot(index, len(CLASSES)).float()
+def _one_hot(index: torch.Tensor, classes: tuple[str, ...]) -> torch.Tensor:
+    return torch.nn.functional.one_hot(index, len(classes)).float()
 
 
 def _trained(run: RunLayout, stage: str, notebook: str) -> list[ModelFiles]:
@@ -98,12 +103,13 @@ def evaluate_clips(run: RunLayout | str | Path, device: str | None = None
     batches = ClipBatches(test.waves, test.labels, 64)
     out = {}
     for files in _trained(run, STAGE1, "03_stage1_train"):
-        model, _ = checkpoints.load_model(files.best, dev)
+        model, meta = checkpoints.load_model(files.best, dev)
+        checkpoints.check_classes(meta, test.classes, files.best)
         logits, labels = training.predict(model, batches, dev)
         probs = logits.softmax(dim=1)
-        out[files.name] = Evaluation(files.name, test.paths, probs, _one_hot(labels),
-                                     _one_hot(probs.argmax(dim=1)),
-                                     lambda i, w=test.waves: w[i].float())
+        out[files.name] = Evaluation(files.name, test.paths, probs, _one_hot(labels, test.classes),
+                                     _one_hot(probs.argmax(dim=1), test.classes),
+                                     lambda i, w=test.waves: w[i].float(), test.classes)
     return out
 
 
@@ -114,10 +120,12 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
     run = as_layout(run)
     dev = training.pick_device(device)
     waves, plan = load_mixes(run, splits=("test",))["test"]
+    classes = plan.classes
     names = [mixing.mix_name(plan, i) for i in range(len(plan))]
     out = {}
     for files in _trained(run, STAGE2, "05_stage2_train"):
         model, meta = checkpoints.load_model(files.best, dev)
+        checkpoints.check_classes(meta, classes, files.best)
         if meta["model"] == "transfer":
             feats = cached_features(run, dev, False, meta.get("extractor", EXTRACTOR))
             batches = TensorBatches(*feats["test"], 256)
@@ -127,7 +135,8 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
         probs = logits.sigmoid()
         out[files.name] = Evaluation(
             files.name, names, probs, targets, (probs >= threshold).float(),
-            lambda i, p=plan: mixing.mix(waves, p.sources[i:i + 1], p.gains[i:i + 1])[0])
+            lambda i, p=plan: mixing.mix(waves, p.sources[i:i + 1], p.gains[i:i + 1])[0],
+            classes)
     return out
 
 
@@ -160,6 +169,8 @@ def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECO
                   if not files.name.startswith("transfer")}
     if not predictors:
         raise FileNotFoundError(f"{run.root}: no trained model; run notebooks 03 and 05 first")
+    for name, predictor in predictors.items():
+        checkpoints.check_classes(predictor.meta, runs.instruments(run), name)
     return hear_excerpts(predictors, rows, data_dir, progress)
 
 
@@ -167,7 +178,12 @@ def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir
                   progress: bool = True) -> dict[str, Evaluation]:
     """Each predictor on the excerpts of `rows` (manifest rows: `path`, `instruments`) under
     `data_dir`: window probabilities averaged per excerpt, instruments named by each
-    checkpoint's rule and thresholds. An unreadable excerpt is skipped with a warning."""
+    checkpoint's rule and thresholds (all predictors share one class list). An unreadable
+    excerpt is skipped with a warning."""
+    lists = {tuple(p.classes) for p in predictors.values()}
+    if len(lists) != 1:
+        raise ValueError(f"these models name different instruments: {sorted(lists)}")
+    classes = lists.pop()
     probs: dict[str, list[torch.Tensor]] = {name: [] for name in predictors}
     kept, targets = [], []
     for path, labels in tqdm(list(zip(rows["path"], rows["instruments"])), desc="excerpts",
@@ -180,7 +196,7 @@ def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir
         for name, predictor in predictors.items():
             probs[name].append(predictor.probabilities(wave))
         kept.append(path)
-        targets.append([float(c in labels.split()) for c in CLASSES])
+        targets.append([float(c in labels.split()) for c in classes])
     if not kept:
         raise AudioError(f"none of the test excerpts under {data_dir} could be read")
     y = torch.tensor(targets)
@@ -189,7 +205,7 @@ def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir
         p = torch.stack(probs[name])
         out[name] = Evaluation(name, kept, p, y,
                                present(p, predictor.meta["task"], predictor.threshold),
-                               lambda i, k=kept: read_audio(data_dir / k[i]))
+                               lambda i, k=kept: read_audio(data_dir / k[i]), classes)
     return out
 
 
@@ -201,9 +217,33 @@ def scores_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
         rows.append({"model": name, "items": len(ev), "exact match": s["exact_match"],
                      "micro F1": s["micro_f1"], "macro F1": s["macro_f1"],
                      "per-label acc": s["per_label_accuracy"],
-                     "count acc": s["count_accuracy"]})
+                     "count acc": s["count_accuracy"], "LRAP": s["lrap"]})
     table = pd.DataFrame(rows).set_index("model")
-    table.attrs["percent"] = ["exact match", "micro F1", "macro F1", "per-label acc", "count acc"]
+    table.attrs["percent"] = ["exact match", "micro F1", "macro F1", "per-label acc", "count acc",
+                              "LRAP"]
+    return table
+
+
+def beside_published(excerpts: dict[str, Evaluation], run: RunLayout | str | Path
+                     ) -> pd.DataFrame:
+    """Whole-excerpt micro/macro F1 of this run's models under the published IRMAS results
+    (`config.PUBLISHED_IRMAS`), each row saying its protocol; this run's rows say their data
+    (a demo set is synthetic music, not IRMAS) and that thresholds were chosen on validation."""
+    _, _, source = runs.load_dataset(run)
+    classes = runs.instruments(run)
+    rows = [{"method": r["method"], "year": r["year"], "data": "IRMAS test set, 11 instruments",
+             "micro F1": r["micro_f1"], "macro F1": r["macro_f1"], "protocol": r["protocol"]}
+            for r in PUBLISHED_IRMAS]
+    data = ("IRMAS test set" if source == "irmas" else "demo set (synthetic, not IRMAS)")
+    rule = ("Stage 1: every instrument at half the top probability or more; Stage 2: "
+            "per-instrument thresholds chosen on the validation mixes; 3 s windows")
+    for name, ev in excerpts.items():
+        s = ev.scores()
+        rows.append({"method": f"this run: {name}", "year": None,
+                     "data": f"{data}, {len(classes)} instruments, {len(ev)} excerpts",
+                     "micro F1": s["micro_f1"], "macro F1": s["macro_f1"], "protocol": rule})
+    table = pd.DataFrame(rows)
+    table.attrs["percent"] = ["micro F1", "macro F1"]
     return table
 
 

@@ -24,18 +24,20 @@ from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout
 from helpers.splits import balance_train
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the class list travels with the labels
 
 
 @dataclass
 class CachedSplit:
-    """One split's decoded clips: `waves` float16 `[N, 2, L]`, `labels` class indices `[N]`."""
+    """One split's decoded clips: `waves` float16 `[N, 2, L]`, `labels` indices `[N]` into
+    `classes` (the run's instruments, which every model and plot downstream takes from here)."""
 
     waves: torch.Tensor
     labels: torch.Tensor
     paths: list[str]
     skipped: list[tuple[str, str]]
     key: str  # what it was built from (`cache_key`); artefacts derived from it record this
+    classes: tuple[str, ...] = CLASSES
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -66,10 +68,12 @@ def _file_id(file: Path, md5: str) -> list:
     return [md5, info.st_size, info.st_mtime_ns]
 
 
-def cache_key(rows: pd.DataFrame, root: Path) -> str:
-    """Fingerprint of what a cache was built from: file list, checksums, audio parameters."""
+def cache_key(rows: pd.DataFrame, root: Path, classes: tuple[str, ...] = CLASSES) -> str:
+    """Fingerprint of what a cache was built from: file list, checksums, class list, audio
+    parameters."""
     ids = [(path, _file_id(root / path, md5)) for path, md5 in zip(rows["path"], rows["md5"])]
-    return content_key({"rows": ids, "sr": SAMPLE_RATE, "len": CLIP_SAMPLES, "v": FORMAT_VERSION})
+    return content_key({"rows": ids, "classes": list(classes), "sr": SAMPLE_RATE,
+                        "len": CLIP_SAMPLES, "v": FORMAT_VERSION})
 
 
 def _stamp(target: Path) -> Path:
@@ -101,18 +105,21 @@ def build_split(
     split: str,
     target: str | Path,
     progress: bool = True,
+    classes: tuple[str, ...] = CLASSES,
 ) -> Path:
-    """Decode the clips of `split` under `root` into the file `target` (reused if current).
+    """Decode the clips of `split` under `root` into the file `target` (reused if current),
+    labelled by their index in `classes` (rows of other instruments are left out).
 
     Files that cannot be decoded are skipped, recorded in the cache and reported in a warning;
     every other clip is kept.
     """
     root, target = Path(root), Path(target)
-    rows = manifest[manifest["split"] == split].sort_values("path")
+    rows = manifest[(manifest["split"] == split) & manifest["instrument"].isin(classes)]
+    rows = rows.sort_values("path")
     if rows.empty:
-        raise ValueError(f"split {split!r} has no rows in the manifest")
+        raise ValueError(f"split {split!r} has no clips of {', '.join(classes)} in the manifest")
     stamp = _stamp(target)
-    key = cache_key(rows, root)
+    key = cache_key(rows, root, classes)
     reason = stale_reason(target, key)
     if reason is None:
         return target
@@ -127,7 +134,7 @@ def build_split(
         except AudioError as err:
             skipped.append((path, str(err)))
             continue
-        labels.append(CLASSES.index(code))
+        labels.append(classes.index(code))
         paths.append(path)
     if skipped:
         warnings.warn(
@@ -138,7 +145,7 @@ def build_split(
     payload = {
         "key": key, "waves": waves[: len(paths)].clone() if skipped else waves,
         "labels": torch.tensor(labels, dtype=torch.long), "paths": paths,
-        "skipped": [list(s) for s in skipped],
+        "skipped": [list(s) for s in skipped], "classes": list(classes),
     }
     stamp.unlink(missing_ok=True)  # a stamp never vouches for a file it did not see written
     atomic_write(target, lambda tmp: torch.save(payload, tmp))
@@ -164,13 +171,13 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise CacheError(f"{path}: cannot be loaded ({err}); {rebuild}") from err
     return CachedSplit(data["waves"], data["labels"], data["paths"],
-                       [tuple(s) for s in data["skipped"]], data["key"])
+                       [tuple(s) for s in data["skipped"]], data["key"], tuple(data["classes"]))
 
 
-def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True
-              ) -> dict[str, CachedSplit]:
-    """Build (or reuse) and load the cache of every split of the run."""
-    return {s: load_split(build_split(manifest, root, s, run.cache(s), progress))
+def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True,
+              classes: tuple[str, ...] = CLASSES) -> dict[str, CachedSplit]:
+    """Build (or reuse) and load the cache of every split of the run, on its `classes`."""
+    return {s: load_split(build_split(manifest, root, s, run.cache(s), progress, classes))
             for s in SPLITS}
 
 

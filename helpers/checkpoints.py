@@ -16,8 +16,7 @@ from torch import nn
 
 from helpers import models
 from helpers.atomic import atomic_write
-from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE
-from helpers.irmas import ALL_CODES
+from helpers.config import ALL_CLASSES, CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 
 FORMAT = "irmas-instruments/1"
 TASKS = ("single", "multi")  # Stage 1 (one instrument, softmax), Stage 2 (any, sigmoid)
@@ -27,10 +26,22 @@ class CheckpointError(ValueError):
     """A file that is not a checkpoint of this project; the message names it."""
 
 
-def model_meta(name: str, task: str = "single", **model_kwargs) -> dict:
-    """Metadata that rebuilds a model: `task` is "single" (Stage 1) or "multi" (Stage 2)."""
-    return {"model": name, "model_kwargs": model_kwargs, "task": task, "classes": list(CLASSES),
+def model_meta(name: str, task: str = "single", classes: tuple[str, ...] = CLASSES,
+               **model_kwargs) -> dict:
+    """Metadata that rebuilds a model: `task` is "single" (Stage 1) or "multi" (Stage 2);
+    `classes` the instruments its outputs stand for, in order."""
+    return {"model": name, "model_kwargs": model_kwargs, "task": task, "classes": list(classes),
             "sample_rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES}
+
+
+def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "checkpoint",
+                  where: str = "this run") -> None:
+    """Refuse a model trained on other instruments than `classes` (those of `where`): its
+    outputs would be read with another meaning."""
+    if tuple(meta["classes"]) != tuple(classes):
+        raise CheckpointError(
+            f"{path} was trained on {', '.join(meta['classes'])}, but {where} is on "
+            f"{', '.join(classes)}: use a model trained on this run's instruments")
 
 
 def fingerprint(state: dict[str, torch.Tensor], classes: list[str]) -> str:
@@ -90,8 +101,8 @@ def check_meta(meta, path: str | Path = "checkpoint") -> dict:
         raise bad("task", f"is {meta.get('task')!r}, not one of {TASKS}")
     classes = meta.get("classes")
     if (not isinstance(classes, list) or not classes or len(set(classes)) != len(classes)
-            or not set(classes) <= set(ALL_CODES)):
-        raise bad("classes", f"is {classes!r}, not a list of distinct IRMAS codes {ALL_CODES}")
+            or not set(classes) <= set(ALL_CLASSES)):
+        raise bad("classes", f"is {classes!r}, not a list of distinct IRMAS codes {ALL_CLASSES}")
     for field in ("sample_rate", "clip_samples"):
         value = meta.get(field)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

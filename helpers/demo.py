@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from helpers import irmas
 from helpers.atomic import atomic_write
-from helpers.config import CLASSES, SAMPLE_RATE, SEED
+from helpers.config import ALL_CLASSES, CLASSES, SAMPLE_RATE, SEED
 
 SOUNDFONT_NAMES = ("FluidR3_GM.sf2", "TimGM6mb.sf2")
 SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/soundfonts"))
@@ -36,7 +36,11 @@ PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3), (1, 4, 0, 0), (5, 3, 0
 TEMPI = {"cla": (60, 110), "cou_fol": (85, 140), "jaz_blu": (70, 160), "lat_sou": (90, 130),
          "pop_roc": (85, 140)}
 # Clips per class in IRMAS; the demo keeps these proportions so balancing has work to do.
-IRMAS_COUNTS = {"gac": 637, "pia": 721, "tru": 577, "vio": 580}
+IRMAS_COUNTS = {"cel": 388, "cla": 505, "flu": 451, "gac": 637, "gel": 760, "org": 682,
+                "pia": 721, "sax": 626, "tru": 577, "vio": 580, "voi": 778}
+# Each instrument's number in the render's random streams and recording ids: the seed's four
+# keep the numbers they had before the other seven existed, so their sets render as before.
+STREAM = {c: i for i, c in enumerate((*CLASSES, *(c for c in ALL_CLASSES if c not in CLASSES)))}
 DRUM_CHANCE = {"cla": 0.0, "cou_fol": 0.4, "jaz_blu": 0.5, "lat_sou": 0.8, "pop_roc": 0.8}
 
 
@@ -50,11 +54,18 @@ class Voice:
     style: str  # "strum" (guitar), "keys" (piano) or "line" (a monophonic melody)
 
 
-VOICES = {
+VOICES = {  # General-MIDI programs, numbered from 0
+    "cel": Voice((42,), 36, 76, "line"),  # cello
+    "cla": Voice((71,), 50, 89, "line"),  # clarinet
+    "flu": Voice((73,), 60, 96, "line"),  # flute
     "gac": Voice((24, 25), 40, 81, "strum"),  # nylon, steel
+    "gel": Voice((26, 27, 29), 40, 84, "strum"),  # jazz, clean, overdriven electric guitar
+    "org": Voice((16, 18, 19), 36, 96, "keys"),  # drawbar, rock, church organ
     "pia": Voice((0, 1), 33, 96, "keys"),  # acoustic grand, bright acoustic
+    "sax": Voice((64, 65, 66), 46, 80, "line"),  # soprano, alto, tenor sax
     "tru": Voice((56, 59), 55, 82, "line"),  # trumpet, muted trumpet
     "vio": Voice((40, 110), 55, 93, "line"),  # violin, fiddle (both a violin)
+    "voi": Voice((52, 53), 48, 79, "line"),  # choir aahs, voice oohs
 }
 BASS_PROGRAMS = (32, 33, 34)
 PAD_PROGRAMS = (88, 89, 90, 94)
@@ -388,6 +399,7 @@ class DemoParams:
     timbre: str = "fixed"  # "random": timbre randomisation per recording (`GEN_OFFSETS`)
     test_leads: int = 2  # test song i holds 1 + i % test_leads instruments
     test_seconds: list[float] = field(default_factory=lambda: [5.0, 10.0])  # excerpt lengths
+    instruments: list[str] = field(default_factory=lambda: list(CLASSES))
 
 
 def _soundfont_paths(names: list[str]) -> list[Path]:
@@ -413,10 +425,12 @@ def _timbre_rng(timbre: str, seed: int, *where: int) -> np.random.Generator | No
     return np.random.default_rng([seed, *where, 7]) if timbre == "random" else None
 
 
-def recordings_per_instrument(largest: int) -> dict[str, int]:
-    """Recordings per class: `largest` for piano, the others in IRMAS's proportions."""
-    top = max(IRMAS_COUNTS.values())
-    return {c: max(1, round(largest * IRMAS_COUNTS[c] / top)) for c in CLASSES}
+def recordings_per_instrument(largest: int, instruments: tuple[str, ...] = CLASSES
+                              ) -> dict[str, int]:
+    """Recordings per class: `largest` for the largest IRMAS class among `instruments` (piano
+    of the seed's four, voice of all eleven), the others in IRMAS's proportions."""
+    top = max(IRMAS_COUNTS[c] for c in instruments)
+    return {c: max(1, round(largest * IRMAS_COUNTS[c] / top)) for c in instruments}
 
 
 def render_demo(
@@ -429,11 +443,13 @@ def render_demo(
     timbre: str = "fixed",
     test_leads: int = 2,
     test_seconds: tuple[float, float] = (5.0, 10.0),
+    instruments: tuple[str, ...] = CLASSES,
 ) -> pd.DataFrame:
     """Render the demo set under `root` and write its `data_manifest.csv`; return the manifest.
 
-    Up to `recordings_per_class` recordings × 3 excerpts of 3 s per instrument (fewer for the
-    smaller IRMAS classes, in IRMAS's proportions), plus `test_songs` test songs of 2 excerpts
+    Up to `recordings_per_class` recordings × 3 excerpts of 3 s per instrument of
+    `instruments` (fewer for the smaller IRMAS classes, in IRMAS's proportions; any of the
+    eleven, each a General-MIDI program of `VOICES`), plus `test_songs` test songs of 2 excerpts
     (`test_seconds` long, 5–10 s; 1 to `test_leads` instruments, in turn; `.txt` labels).
     `soundfonts` (file names such as `"TimGM6mb.sf2"`) restricts the timbres, e.g. to test on
     a soundfont never trained on.
@@ -447,9 +463,14 @@ def render_demo(
     if not 1 <= test_leads <= len(LEAD_CHANNELS):
         raise ValueError(f"test_leads={test_leads}: a test song holds 1 to "
                          f"{len(LEAD_CHANNELS)} instruments")
+    unknown = sorted(set(instruments) - set(VOICES))
+    if unknown or not instruments:
+        raise ValueError(f"instruments={list(instruments)}: unknown code(s) {unknown}; valid: "
+                         f"{', '.join(VOICES)}")
+    instruments = tuple(c for c in ALL_CLASSES if c in instruments)
     params = DemoParams(recordings_per_class, test_songs, seed,
                         list(soundfonts) if soundfonts else None, timbre, test_leads,
-                        [float(t) for t in test_seconds])
+                        [float(t) for t in test_seconds], list(instruments))
     manifest_path = root / irmas.MANIFEST_NAME
     params_path = root / PARAMS_FILE
     fresh = manifest_path.is_file() and params_path.is_file()
@@ -458,10 +479,10 @@ def render_demo(
     renderer = Renderer(_soundfont_paths(soundfonts) if soundfonts else None)
     excerpt = int(EXCERPT_SECONDS * SAMPLE_RATE)
     train, test = [], []
-    counts = recordings_per_instrument(recordings_per_class)
-    jobs = [(c, r) for c, code in enumerate(CLASSES) for r in range(counts[code])]
-    for class_index, rec in tqdm(jobs, desc="render demo clips", disable=not progress):
-        code = CLASSES[class_index]
+    counts = recordings_per_instrument(recordings_per_class, instruments)
+    jobs = [(code, r) for code in instruments for r in range(counts[code])]
+    for code, rec in tqdm(jobs, desc="render demo clips", disable=not progress):
+        class_index = STREAM[code]
         rng = np.random.default_rng([seed, class_index, rec])
         genre = str(rng.choice(irmas.GENRES))
         drums = bool(rng.random() < DRUM_CHANCE[genre])
@@ -480,7 +501,8 @@ def render_demo(
             train.append((rel, irmas.md5sum(root / rel)))
     for song_index in tqdm(range(test_songs), desc="render demo test songs", disable=not progress):
         rng = np.random.default_rng([seed, 99, song_index])
-        leads = sorted(rng.choice(CLASSES, size=1 + song_index % test_leads,
+        leads = sorted(rng.choice(instruments, size=min(1 + song_index % test_leads,
+                                                        len(instruments)),
                                   replace=False).tolist())
         genre = str(rng.choice(irmas.GENRES))
         lengths = rng.uniform(*test_seconds, size=2)

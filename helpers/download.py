@@ -16,7 +16,7 @@ import gdown
 import pandas as pd
 from tqdm.auto import tqdm
 
-from helpers.irmas import ARCHIVES, Archive, md5sum
+from helpers.irmas import ARCHIVES, UNVERIFIED, Archive, file_problem
 
 ARCHIVE_DIR = "archives"  # under the data folder, unless download_irmas is told otherwise
 
@@ -159,16 +159,16 @@ def _missing(target: Path, tops: list[str], manifest: pd.DataFrame | None) -> st
 
 def _verify_extracted(rows: pd.DataFrame, root: Path, archive_name: str) -> None:
     for path, expected in zip(rows["path"], rows["md5"]):
-        file = root / path
-        if not file.is_file():
+        problem = file_problem(root / path, expected)
+        if problem == "missing":
             raise ChecksumError(
                 f"{path}: listed in the manifest but not in {archive_name}. Delete the archive "
                 "and download it again."
             )
-        if expected and (actual := md5sum(file)) != expected:
+        if problem is not None and not problem.startswith(UNVERIFIED):
             raise ChecksumError(
-                f"{path}: md5 {actual} but the manifest expects {expected}. Delete "
-                f"{archive_name} and download it again; nothing was unpacked."
+                f"{path}: {problem}. Delete {archive_name} and download it again; nothing was "
+                "unpacked."
             )
 
 

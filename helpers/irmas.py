@@ -18,16 +18,14 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+import soundfile as sf
 from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SEED
+from helpers.config import ALL_CLASSES, IRMAS_TEST_SPLIT, SEED
 from helpers.freshness import file_digest
 from helpers.splits import grouped_split
 
-ALL_CODES: tuple[str, ...] = (
-    "cel", "cla", "flu", "gac", "gel", "org", "pia", "sax", "tru", "vio", "voi",
-)
 GENRES: tuple[str, ...] = ("cla", "cou_fol", "jaz_blu", "lat_sou", "pop_roc")
 DRUMS: tuple[str, ...] = ("dru", "nod", "---")
 TRAIN_DIR = "IRMAS-TrainingData"
@@ -82,7 +80,7 @@ def parse_training_name(name: str) -> TrainingName:
     """Parse `[gac][cla]0516__1.wav` or `008__[cel][nod][cla]0058__1.wav` (path or bare name)."""
     base = Path(name).name
     m = _TRAIN_NAME.match(base)
-    if not m or m["instrument"] not in ALL_CODES or m["genre"] not in GENRES:
+    if not m or m["instrument"] not in ALL_CLASSES or m["genre"] not in GENRES:
         raise ValueError(
             f"{name!r} is not an IRMAS training file name "
             "(expected like '[gac][cla]0516__1.wav' or '008__[cel][nod][cla]0058__1.wav')"
@@ -103,9 +101,9 @@ def parse_test_name(name: str) -> tuple[str, int]:
 def read_labels(txt: str | Path) -> list[str]:
     """Instrument codes of a test excerpt's `.txt` (one code a line, stray whitespace ignored)."""
     codes = [line.strip() for line in Path(txt).read_text().splitlines() if line.strip()]
-    unknown = [c for c in codes if c not in ALL_CODES]
+    unknown = [c for c in codes if c not in ALL_CLASSES]
     if unknown:
-        raise ValueError(f"{txt}: unknown instrument code(s) {unknown}; known: {ALL_CODES}")
+        raise ValueError(f"{txt}: unknown instrument code(s) {unknown}; known: {ALL_CLASSES}")
     return codes
 
 
@@ -116,18 +114,18 @@ def make_manifest(
 ) -> pd.DataFrame:
     """Manifest rows for training clips `(path, md5)` and test excerpts `(path, md5, codes)`.
 
-    Training rows of the four classes get a grouped, stratified split; test excerpts get
-    split `irmas_test`. Paths are relative to the data folder, with `/` separators.
+    Training rows of all classes get one grouped, stratified split (so a clip's split never
+    depends on which instruments a run chooses); test excerpts get split `irmas_test`. Paths
+    are relative to the data folder, with `/` separators.
     """
     rows = []
     for path, md5 in train:
         name = parse_training_name(path)
-        if name.instrument in CLASSES:
-            rows.append({
-                "path": path, "instrument": name.instrument, "genre": name.genre,
-                "drums": name.drums, "recording": name.recording, "excerpt": name.excerpt,
-                "md5": md5, "instruments": name.instrument,
-            })
+        rows.append({
+            "path": path, "instrument": name.instrument, "genre": name.genre,
+            "drums": name.drums, "recording": name.recording, "excerpt": name.excerpt,
+            "md5": md5, "instruments": name.instrument,
+        })
     train_df = pd.DataFrame(rows, columns=[c for c in MANIFEST_COLUMNS if c != "split"])
     train_df["split"] = grouped_split(train_df["instrument"], train_df["recording"], seed)
     test_rows = []
@@ -156,11 +154,18 @@ def build_manifest(shared_irmas: str | Path, seed: int = SEED) -> pd.DataFrame:
     test = []
     with open(shared_irmas / "test_labels.csv", newline="") as f:
         for r in csv.DictReader(f):
-            codes = r["instruments"].split()
-            if set(codes) <= set(CLASSES):
-                path, md5 = wavs[unicodedata.normalize("NFC", r["excerpt"])]
-                test.append((path, md5, " ".join(codes)))
+            path, md5 = wavs[unicodedata.normalize("NFC", r["excerpt"])]
+            test.append((path, md5, " ".join(r["instruments"].split())))
     return make_manifest(train, test, seed)
+
+
+def select(manifest: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of a run on `classes`: their training clips, and the test excerpts that hold
+    only those instruments (for all eleven: every excerpt, IRMAS's official test set)."""
+    codes = set(classes)
+    labels = manifest["instruments"].str.split().map(set)
+    keep = labels.map(lambda held: bool(held) and held <= codes)
+    return manifest[keep].reset_index(drop=True)
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
@@ -205,34 +210,66 @@ def md5sum(path: str | Path) -> str:
     return file_digest(path, "md5")
 
 
+UNVERIFIED = "unverified"
+
+
+def file_problem(file: Path, md5: str) -> str | None:
+    """What is wrong with one manifest file (None: nothing). A file with no known md5 (45 IRMAS
+    training files) cannot be verified: its size and audio header are checked instead, and it
+    is reported as "unverified ..." rather than passed or failed silently."""
+    if not file.is_file():
+        return "missing"
+    if md5:
+        actual = md5sum(file)
+        return None if actual == md5 else f"md5 {actual}, expected {md5}"
+    try:
+        info = sf.info(str(file))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        return f"no known md5 and not readable audio ({err})"
+    if info.frames == 0:
+        return "no known md5 and no audio in it (0 frames)"
+    return (f"{UNVERIFIED}: no known md5; {file.stat().st_size:,} bytes, readable audio, "
+            f"{info.frames / info.samplerate:.1f} s")
+
+
 def verify(manifest: pd.DataFrame, root: str | Path, progress: bool = True) -> pd.DataFrame:
     """Check every manifest file under `root`: present, and matching its md5 where one is known.
 
-    Returns the problem rows (path, problem); an empty frame means all is well.
+    Returns the rows that are not verified (path, problem): problems, and files with no known
+    md5 (problem "unverified: ..."); an empty frame means every file matched its md5.
     """
     root = Path(root)
     problems = []
     for path, md5 in tqdm(
         list(zip(manifest["path"], manifest["md5"])), desc="verify", disable=not progress
     ):
-        file = root / path
-        if not file.is_file():
-            problems.append((path, "missing"))
-        elif md5 and (actual := md5sum(file)) != md5:
-            problems.append((path, f"md5 {actual}, expected {md5}"))
+        if (problem := file_problem(root / path, md5)) is not None:
+            problems.append((path, problem))
     return pd.DataFrame(problems, columns=["path", "problem"])
 
 
-def check_files(manifest: pd.DataFrame, root: str | Path) -> None:
+def is_unverified(problems: pd.DataFrame) -> pd.Series:
+    """Which rows of `verify`'s answer are unverifiable files rather than problems."""
+    return problems["problem"].str.startswith(UNVERIFIED)
+
+
+def check_files(manifest: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     """`verify`, raising with the first problems and what to do when any file is missing or
-    differs from the manifest."""
-    problems = verify(manifest, root)
+    differs from the manifest; returns the files that could only be checked for size and
+    readable audio (no known md5), after saying how many there are."""
+    report = verify(manifest, root)
+    unverified = is_unverified(report)
+    problems = report[~unverified]
     if len(problems):
         shown = "; ".join(f"{p} ({why})" for p, why in problems.head(5).itertuples(index=False))
         raise RuntimeError(
             f"{len(problems)} file(s) under {root} are missing or differ from the manifest, "
             f"e.g. {shown}. Delete that folder's archives and run notebooks/01_download.ipynb "
             "again.")
+    if unverified.any():
+        print(f"{int(unverified.sum())} file(s) have no known md5 and are unverified (size and "
+              "readable audio checked): see the table this returns")
+    return report[unverified].reset_index(drop=True)
 
 
 def excerpt_label_counts(manifest: pd.DataFrame) -> pd.DataFrame:

@@ -37,20 +37,40 @@ def per_class(y_true, y_pred, classes: tuple[str, ...] = CLASSES) -> pd.DataFram
     return table
 
 
+def _classes(classes: tuple[str, ...], width: int) -> tuple[str, ...]:
+    """`classes`, checked against the number of outputs or columns it names."""
+    if len(classes) != width:
+        raise ValueError(f"{width} outputs but {len(classes)} class names {list(classes)}: pass "
+                         "the run's or the checkpoint's class list")
+    return tuple(classes)
+
+
+def per_label(targets, pred, classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+    """Multi-label precision, recall, F1 and support per class (rows), from multi-hot rows."""
+    y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
+    classes = _classes(classes, y.shape[1])
+    prec, rec, f1, support = precision_recall_fscore_support(y, p, average=None,
+                                                             zero_division=0)
+    return pd.DataFrame({"precision": prec, "recall": rec, "f1": f1, "support": support},
+                        index=list(classes))
+
+
 def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> np.ndarray:
     """Counts: rows are true classes, columns predicted ones."""
     return confusion_matrix(_numpy(y_true), _numpy(y_pred), labels=range(n_classes))
 
 
-def single_label_summary(logits: torch.Tensor, targets: torch.Tensor) -> dict:
+def single_label_summary(logits: torch.Tensor, targets: torch.Tensor,
+                         classes: tuple[str, ...] = CLASSES) -> dict:
     """Accuracy, macro F1, per-class F1 and the confusion matrix of one evaluation."""
+    classes = _classes(classes, logits.shape[1])
     pred = logits.argmax(dim=1)
-    table = per_class(targets, pred)
+    table = per_class(targets, pred, classes)
     return {
         "accuracy": accuracy_from_logits(logits, targets),
         "macro_f1": float(table.loc["macro", "f1"]),
-        "f1": {c: float(table.loc[c, "f1"]) for c in CLASSES},
-        "confusion": confusion(targets, pred).tolist(),
+        "f1": {c: float(table.loc[c, "f1"]) for c in classes},
+        "confusion": confusion(targets, pred, len(classes)).tolist(),
     }
 
 
@@ -60,10 +80,12 @@ def top_k_predictions(probs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return (ranks < k.view(-1, 1)).float()
 
 
-def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor) -> dict:
+def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor,
+                      classes: tuple[str, ...] = CLASSES) -> dict:
     """Scores of multi-hot predictions: the 2020 project's per-label accuracy and the stricter
     ones."""
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
+    classes = _classes(classes, y.shape[1])
     return {
         # the 2020 project's number; naming "nothing" scores 50% on pairs
         "per_label_accuracy": float((y == p).mean()),
@@ -71,21 +93,26 @@ def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor) -> dict:
         "micro_f1": float(f1_score(y, p, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(y, p, average="macro", zero_division=0)),
         "count_accuracy": float((y.sum(1) == p.sum(1)).mean()),
-        "f1": dict(zip(CLASSES, f1_score(y, p, average=None, labels=range(len(CLASSES)),
+        "f1": dict(zip(classes, f1_score(y, p, average=None, labels=range(len(classes)),
                                           zero_division=0).tolist())),
     }
 
 
-def multilabel_summary(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5
-                       ) -> dict:
+def multilabel_summary(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5,
+                       classes: tuple[str, ...] = CLASSES) -> dict:
     """Scores at a probability threshold and with the true count known (top-k), plus LRAP."""
     probs = torch.sigmoid(logits.float())
     k = targets.sum(dim=1).long()
     return {
-        "threshold": multilabel_scores((probs >= threshold).float(), targets),
-        "top_k": multilabel_scores(top_k_predictions(probs, k), targets),
-        "lrap": float(label_ranking_average_precision_score(_numpy(targets), _numpy(probs))),
+        "threshold": multilabel_scores((probs >= threshold).float(), targets, classes),
+        "top_k": multilabel_scores(top_k_predictions(probs, k), targets, classes),
+        "lrap": lrap(probs, targets),
     }
+
+
+def lrap(probs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Label ranking average precision: how high the playing instruments rank, no threshold."""
+    return float(label_ranking_average_precision_score(_numpy(targets), _numpy(probs)))
 
 
 def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor,
@@ -115,20 +142,21 @@ def micro_f1_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> float:
 OTHER = "Other"
 
 
-def combination_label(row) -> str:
+def combination_label(row, classes: tuple[str, ...] = CLASSES) -> str:
     """`gac+pia`: the class codes of one multi-hot row."""
-    return "+".join(c for c, on in zip(CLASSES, _numpy(row).astype(bool)) if on)
+    return "+".join(c for c, on in zip(classes, _numpy(row).astype(bool)) if on)
 
 
-def combination_confusion(targets, pred, k: int = 2) -> pd.DataFrame:
+def combination_confusion(targets, pred, k: int = 2, classes: tuple[str, ...] = CLASSES
+                          ) -> pd.DataFrame:
     """The 2020 project's pair matrix, for any k: rows are the true k-instrument combinations,
     columns the same combinations plus "Other" (a prediction with a wrong number of
     instruments)."""
-    combos = ["+".join(c) for c in itertools.combinations(CLASSES, k)]
+    combos = ["+".join(c) for c in itertools.combinations(classes, k)]
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
     rows = y.sum(1) == k
-    true = [combination_label(r) for r in y[rows]]
-    said = [combination_label(r) if r.sum() == k else OTHER for r in p[rows]]
+    true = [combination_label(r, classes) for r in y[rows]]
+    said = [combination_label(r, classes) if r.sum() == k else OTHER for r in p[rows]]
     table = pd.crosstab(pd.Categorical(true, combos), pd.Categorical(said, [*combos, OTHER]),
                         dropna=False)
     table.index.name, table.columns.name = "true", "predicted"
@@ -137,8 +165,8 @@ def combination_confusion(targets, pred, k: int = 2) -> pd.DataFrame:
 
 def count_confusion(targets, pred) -> pd.DataFrame:
     """How many instruments were there (rows) and how many were named (columns, 0 to all)."""
+    counts = range(_numpy(targets).shape[1] + 1)
     y, p = _numpy(targets).astype(int).sum(1), _numpy(pred).astype(int).sum(1)
-    counts = range(len(CLASSES) + 1)
     table = pd.crosstab(pd.Categorical(y, counts), pd.Categorical(p, counts), dropna=False)
     table = table.loc[sorted(set(y.tolist()))]
     table.index.name, table.columns.name = "instruments playing", "instruments named"

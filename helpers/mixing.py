@@ -25,17 +25,18 @@ from helpers.audio import peak_normalise
 from helpers.batches import Batches
 from helpers.config import CLASSES, SAMPLE_RATE, SEED
 
-MAX_K = len(CLASSES)
+MAX_K = 4  # instruments in one mix: 1 to 4 (the 2020 project: 2)
 
 
 @dataclass
 class MixPlan:
     """`sources` `[M, 4]` rows of the split's cache (-1 = unused slot), `gains` linear `[M, 4]`,
-    `targets` multi-hot `[M, 4]` float."""
+    `targets` multi-hot `[M, classes]` float, over the instruments `classes`."""
 
     sources: torch.Tensor
     gains: torch.Tensor
     targets: torch.Tensor
+    classes: tuple[str, ...] = CLASSES
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -46,7 +47,8 @@ class MixPlan:
         return (self.sources >= 0).sum(dim=1)
 
     def to_dict(self) -> dict:
-        return {"sources": self.sources, "gains": self.gains, "targets": self.targets}
+        return {"sources": self.sources, "gains": self.gains, "targets": self.targets,
+                "classes": list(self.classes)}
 
 
 def _counts(n: int, weights: dict[int, float]) -> dict[int, int]:
@@ -65,8 +67,9 @@ def plan_mixes(
     k_weights: dict[int, float] | None = None,
     gain_db: float = 6.0,
     seed: int = SEED,
+    classes: tuple[str, ...] = CLASSES,
 ) -> MixPlan:
-    """Plan mixes of one split's clips (`labels`: class index per cached clip).
+    """Plan mixes of one split's clips (`labels`: index into `classes` per cached clip).
 
     `k_weights` is the distribution of the number of instruments, e.g. `{2: 1}` for pairs only
     (the default, as the 2020 project) or `{1: 1, 2: 2, 3: 1, 4: 1}`. The number of mixes is
@@ -74,11 +77,12 @@ def plan_mixes(
     ±`gain_db` dB.
     """
     k_weights = {int(k): w for k, w in (k_weights or {2: 1.0}).items() if w > 0}
-    if not k_weights or not set(k_weights) <= set(range(1, MAX_K + 1)):
-        raise ValueError(f"k_weights needs keys in 1..{MAX_K} with positive weight: {k_weights}")
+    most = min(MAX_K, len(classes))
+    if not k_weights or not set(k_weights) <= set(range(1, most + 1)):
+        raise ValueError(f"k_weights needs keys in 1..{most} with positive weight: {k_weights}")
     labels = np.asarray(labels)
-    by_class = [np.flatnonzero(labels == c) for c in range(MAX_K)]
-    empty = [CLASSES[c] for c, rows in enumerate(by_class) if len(rows) == 0]
+    by_class = [np.flatnonzero(labels == c) for c in range(len(classes))]
+    empty = [classes[c] for c, rows in enumerate(by_class) if len(rows) == 0]
     if empty:
         raise ValueError(f"no clips of {empty} in this split: cannot mix them")
     rng = np.random.default_rng(seed)
@@ -87,7 +91,7 @@ def plan_mixes(
     uses = np.zeros(len(labels), dtype=int)
     rows: list[list[int]] = []
     for k, count in _counts(n_mixes, k_weights).items():
-        combos = list(itertools.combinations(range(MAX_K), k))
+        combos = list(itertools.combinations(range(len(classes)), k))
         rounds = -(-count // len(combos))
         drawn = [combos[i] for _ in range(rounds) for i in rng.permutation(len(combos))][:count]
         for combo in drawn:
@@ -103,10 +107,10 @@ def plan_mixes(
     sources = torch.tensor(rows, dtype=torch.long)
     db = torch.from_numpy(rng.uniform(-gain_db, gain_db, size=sources.shape)).float()
     gains = torch.where(sources >= 0, 10 ** (db / 20), torch.zeros_like(db))
-    targets = torch.zeros(len(rows), MAX_K)
+    targets = torch.zeros(len(rows), len(classes))
     for i, picks in enumerate(rows):
         targets[i, [int(labels[p]) for p in picks if p >= 0]] = 1.0
-    return MixPlan(sources, gains, targets)
+    return MixPlan(sources, gains, targets, tuple(classes))
 
 
 def mix(waves: torch.Tensor, sources: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
@@ -137,14 +141,18 @@ class DynamicMixBatches(MixBatches):
 
     def __init__(self, waves: torch.Tensor, labels: torch.Tensor | np.ndarray, batch_size: int,
                  uses_per_clip: float = 3.0, k_weights: dict[int, float] | None = None,
-                 gain_db: float = 6.0, seed: int = SEED) -> None:
+                 gain_db: float = 6.0, seed: int = SEED, classes: tuple[str, ...] = CLASSES
+                 ) -> None:
         self.labels, self.settings = np.asarray(labels), (uses_per_clip, k_weights, gain_db)
-        super().__init__(waves, plan_mixes(self.labels, *self.settings, seed=seed), batch_size,
-                         shuffle=True, seed=seed)
+        self.classes = classes
+        super().__init__(waves, self._plan(seed), batch_size, shuffle=True, seed=seed)
+
+    def _plan(self, seed: int) -> MixPlan:
+        return plan_mixes(self.labels, *self.settings, seed=seed, classes=self.classes)
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
-        self.plan = plan_mixes(self.labels, *self.settings, seed=self.seed * 100_003 + epoch)
+        self.plan = self._plan(self.seed * 100_003 + epoch)
 
 
 def save_plan(path: str | Path, plan: MixPlan, meta: dict) -> Path:
@@ -162,12 +170,13 @@ def load_plan(path: str | Path) -> tuple[MixPlan, dict]:
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"{path}: damaged mix plan ({err}); run "
                          "notebooks/04_generate_mixes.ipynb again") from err
-    return MixPlan(data["sources"], data["gains"], data["targets"]), data["meta"]
+    classes = tuple(data.get("classes", CLASSES))
+    return MixPlan(data["sources"], data["gains"], data["targets"], classes), data["meta"]
 
 
 def instruments(plan: MixPlan, i: int) -> list[str]:
     """Class codes of the instruments in mix `i`."""
-    return [CLASSES[c] for c in plan.targets[i].nonzero().flatten().tolist()]
+    return [plan.classes[c] for c in plan.targets[i].nonzero().flatten().tolist()]
 
 
 def mix_name(plan: MixPlan, i: int) -> str:

@@ -11,14 +11,15 @@ import torch
 import torchaudio
 
 from helpers.cache import CachedSplit
-from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE, SEED
+from helpers.config import ALL_CLASSES, CLASS_NAMES, SAMPLE_RATE, SEED
 from helpers.layout import RunLayout, as_layout
-from helpers.metrics import combination_confusion, confusion, count_confusion
+from helpers.metrics import combination_confusion, confusion, count_confusion, per_label
 from helpers.mixing import by_combination
 from helpers.splits import balance_train
 
 sns.set_theme(style="whitegrid", context="notebook")
-PALETTE = dict(zip(CLASSES, sns.color_palette("deep", len(CLASSES))))
+PALETTE = dict(zip(ALL_CLASSES, sns.color_palette("tab20", len(ALL_CLASSES))))
+MATRIX_CLASSES = 4  # up to this many instruments the pair matrix is readable (4: 6 pairs)
 
 
 def save(fig: plt.Figure, run: RunLayout | str | Path, name: str) -> Path:
@@ -31,9 +32,9 @@ def save(fig: plt.Figure, run: RunLayout | str | Path, name: str) -> Path:
 
 def clip_counts(manifest: pd.DataFrame, by: str = "genre") -> plt.Figure:
     """Training clips per instrument, stacked by `by` (genre, drums or split)."""
-    train = manifest[manifest["instrument"].isin(CLASSES)]
+    train = manifest[manifest["instrument"].isin(ALL_CLASSES)]
     table = pd.crosstab(train["instrument"].map(CLASS_NAMES), train[by].replace("", "untagged"))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(table) + 2))
     table.plot.barh(stacked=True, ax=ax, colormap="tab10", width=0.75)
     ax.set(xlabel="clips", ylabel="", title=f"Training clips per instrument, by {by}")
     ax.legend(title=by, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
@@ -43,8 +44,8 @@ def clip_counts(manifest: pd.DataFrame, by: str = "genre") -> plt.Figure:
 def balance_counts(before: pd.Series, after: pd.Series) -> plt.Figure:
     """Clips per instrument in the training split before and after sign-flip balancing."""
     df = pd.DataFrame({"before": before, "after balancing": after}).rename(index=CLASS_NAMES)
-    fig, ax = plt.subplots(figsize=(7, 3))
-    df.plot.bar(ax=ax, rot=0, color=["#9db4d0", "#34699a"], width=0.8)
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(df)), 3))
+    df.plot.bar(ax=ax, rot=0 if len(df) <= 6 else 30, color=["#9db4d0", "#34699a"], width=0.8)
     ax.set(ylabel="training clips", title="Balancing happens inside the training split only")
     for container in ax.containers:
         ax.bar_label(container, fontsize=8)
@@ -99,16 +100,19 @@ def _count_and_share(counts: pd.DataFrame, title: str, share: str, axes) -> None
                        else 0)
 
 
-def _class_confusions(matrices: dict) -> plt.Figure:
+def _class_confusions(matrices: dict, classes: tuple[str, ...]) -> plt.Figure:
     """Stage-1 confusion matrices (rows: true instrument), one row of the figure per model."""
-    names = [CLASS_NAMES[c] for c in CLASSES]
+    names = [CLASS_NAMES[c] for c in classes]
     return confusions({f"{model}, test clips": pd.DataFrame(matrix, index=names, columns=names)
                        for model, matrix in matrices.items()})
 
 
 def result_confusions(results: dict) -> plt.Figure:
-    """The test confusion matrices trained models reported (`results.TrainResult`)."""
-    return _class_confusions({model: r.test["confusion"] for model, r in results.items()})
+    """The test confusion matrices trained models reported (`results.TrainResult`); the
+    instruments are those of their per-class F1, in the models' order."""
+    classes = tuple(next(iter(results.values())).test["f1"])
+    return _class_confusions({model: r.test["confusion"] for model, r in results.items()},
+                             classes)
 
 
 def f1_bars(f1: pd.DataFrame, title: str = "F1 per instrument") -> plt.Figure:
@@ -145,7 +149,7 @@ def balance(train: pd.DataFrame, seed: int = SEED) -> plt.Figure:
 def class_examples(split: CachedSplit) -> plt.Figure:
     """Waveform and log-mel spectrogram of the first clip of each instrument in a split."""
     picks = split.first_of_each_class()
-    return examples(split.waves[picks], [CLASSES[int(split.labels[i])] for i in picks])
+    return examples(split.waves[picks], [split.classes[int(split.labels[i])] for i in picks])
 
 
 def stage_curves(run: RunLayout | str | Path, stage: str, score: str = "accuracy",
@@ -174,14 +178,63 @@ def confusions(tables: dict[str, pd.DataFrame], share: str = "share of each true
 
 def clip_confusions(evaluations: dict) -> plt.Figure:
     """The confusion matrices of Stage-1 evaluations (`analysis.evaluate_clips`)."""
-    return _class_confusions({model: confusion(ev.targets.argmax(1), ev.pred.argmax(1))
-                              for model, ev in evaluations.items()})
+    classes = next(iter(evaluations.values())).classes
+    return _class_confusions({model: confusion(ev.targets.argmax(1), ev.pred.argmax(1),
+                                               len(classes))
+                              for model, ev in evaluations.items()}, classes)
 
 
 def combination_confusions(ev, title: str) -> plt.Figure:
     """The 2020 project's pair matrix for every number of instruments present (+ *Other* for
     a wrong count), and the count matrix, for one evaluation."""
-    tables = {f"{title}, {k} playing": combination_confusion(ev.targets, ev.pred, k)
+    tables = {f"{title}, {k} playing": combination_confusion(ev.targets, ev.pred, k, ev.classes)
               for k in sorted(set(ev.targets.sum(1).int().tolist()))}
     tables[f"{title}: how many named"] = count_confusion(ev.targets, ev.pred)
     return confusions(tables, "share of each row")
+
+
+def instrument_scores(ev, title: str) -> plt.Figure:
+    """Precision, recall and F1 per instrument of one evaluation, as grouped horizontal bars
+    (readable for eleven instruments, where a pair matrix has 55 rows)."""
+    table = per_label(ev.targets, ev.pred, ev.classes).rename(index=CLASS_NAMES)
+    long = (table[["precision", "recall", "f1"]].rename_axis("instrument").reset_index()
+            .melt(id_vars="instrument", var_name="score", value_name="value"))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(table) + 1.5))
+    sns.barplot(long, y="instrument", x="value", hue="score", palette="deep", ax=ax)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.2f", fontsize=7, padding=1)
+    ax.set(xlim=(0, 1.12), xlabel="", ylabel="", title=f"{title}: per instrument")
+    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False, fontsize=8)
+    return fig
+
+
+def named_when_playing(ev, title: str) -> plt.Figure:
+    """Rows: an instrument that plays; columns: how often each instrument was named in those
+    items (the diagonal is recall; off it, what it is taken for or heard beside), with the
+    count table beside the shares."""
+    y, p = ev.targets.float(), ev.pred.float()
+    names = [CLASS_NAMES[c] for c in ev.classes]
+    counts = pd.DataFrame((y.T @ p).int().numpy(), index=names, columns=names)
+    counts.index.name, counts.columns.name = "playing", "named"
+    playing = pd.Series(y.sum(0).numpy(), index=names).replace(0, 1)
+    shares = counts.div(playing, axis=0)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * (0.75 * len(names) + 2.5), 0.6 * len(names) + 2))
+    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0])
+    sns.heatmap(shares, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, cbar=False,
+                ax=axes[1], annot_kws={"fontsize": 7})
+    for ax, what in zip(axes, ["items", "share of the items where it plays"]):
+        ax.set(title=f"{title}: named when playing ({what})")
+        ax.tick_params(axis="x", rotation=45)
+        ax.tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    return fig
+
+
+def multilabel_figures(ev, title: str) -> dict[str, plt.Figure]:
+    """The figures that read best for this many instruments: the pair matrices up to
+    `MATRIX_CLASSES`, else per-instrument precision/recall/F1 and the named-when-playing
+    heatmap. Keys name each figure (for `save`)."""
+    if len(ev.classes) <= MATRIX_CLASSES:
+        return {"combinations": combination_confusions(ev, title)}
+    return {"instruments": instrument_scores(ev, title),
+            "named_when_playing": named_when_playing(ev, title)}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from helpers import mixing, results, runs
 from helpers.atomic import atomic_write
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SPLITS
+from helpers.config import IRMAS_TEST_SPLIT, SPLITS
 from helpers.layout import RunLayout, as_layout
 from helpers.stage1 import STAGE as STAGE1
 from helpers.stage1 import results_table as stage1_table
@@ -81,11 +81,13 @@ def _machine(env: dict) -> str:
 
 def excerpt_table(scores: dict[str, dict]) -> pd.DataFrame:
     """Whole-excerpt scores per model (from the analysis record) as a table."""
+    classes = list(next(iter(scores.values()))["f1"])
     table = pd.DataFrame([{"model": name, "excerpts": s["items"], "exact match": s["exact_match"],
                            "micro F1": s["micro_f1"], "macro F1": s["macro_f1"],
-                           **{f"F1 {c}": s["f1"][c] for c in CLASSES}}
+                           "LRAP": s.get("lrap"), **{f"F1 {c}": s["f1"][c] for c in classes}}
                           for name, s in scores.items()])
-    table.attrs["percent"] = ["exact match", "micro F1", "macro F1", *(f"F1 {c}" for c in CLASSES)]
+    table.attrs["percent"] = ["exact match", "micro F1", "macro F1", "LRAP",
+                              *(f"F1 {c}" for c in classes)]
     return table
 
 

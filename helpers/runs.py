@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from helpers import irmas
+from helpers import config, irmas
 from helpers.atomic import atomic_write
+from helpers.config import CLASSES
 from helpers.layout import RunLayout, as_layout
 
 
@@ -55,12 +56,29 @@ def read_json(path: str | Path, producer: str) -> dict:
 
 
 def save_dataset(run: RunLayout | str | Path, source: str, data_dir: str | Path,
-                 manifest: pd.DataFrame) -> None:
-    """Record the prepared data set (its source, folder and manifest) in the run folder."""
+                 manifest: pd.DataFrame, classes: tuple[str, ...] = CLASSES) -> None:
+    """Record the prepared data set (its source, folder, instruments and manifest) in the run
+    folder."""
     run = as_layout(run)
     irmas.write_manifest(manifest, run.manifest)
-    info = {"source": source, "data_dir": str(Path(data_dir).resolve()), "clips": len(manifest)}
+    info = {"source": source, "data_dir": str(Path(data_dir).resolve()), "clips": len(manifest),
+            "instruments": list(classes)}
     write_json(run.dataset, info)
+
+
+def instruments(run: RunLayout | str | Path, requested: str | list[str] | None = None
+                ) -> tuple[str, ...]:
+    """The instruments notebook 01 chose for this run (runs from before the choice existed:
+    the seed's four). `requested` (a later notebook's `instruments` parameter; None: whatever
+    the run has) must name the same set, or the run would mix two meanings of its outputs."""
+    info = read_json(as_layout(run).dataset, "01_download")
+    recorded = tuple(info.get("instruments", CLASSES))
+    if requested is not None and config.instruments(requested) != recorded:
+        raise ValueError(
+            f"instruments={requested!r} ({', '.join(config.instruments(requested))}), but this "
+            f"run was prepared for {', '.join(recorded)}: set instruments = None (or that set), "
+            "or run notebooks/01_download.ipynb with the new set into another run folder")
+    return recorded
 
 
 def load_dataset(run: RunLayout | str | Path) -> tuple[pd.DataFrame, Path, str]:

@@ -15,7 +15,7 @@ from torch import nn
 
 from helpers import augment, cache, checkpoints, metrics, models, results, runs, training
 from helpers.batches import ClipBatches
-from helpers.config import CLASSES, PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.layout import RunLayout, as_layout
 
 STAGE = "stage1"
@@ -63,15 +63,18 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     variant = variant or name
     config = (config or TrainingConfig()).for_model(name, variant)
     dev = training.pick_device(config.device)
-    batches = make_batches(load_caches(run, dev), config.batch_size, config.random_seed)
+    cached = load_caches(run, dev)
+    classes = cached["train"].classes
+    batches = make_batches(cached, config.batch_size, config.random_seed)
     torch.manual_seed(config.random_seed)
-    model = models.build(name)
+    model = models.build(name, n_outputs=len(classes))
     augment.equip(model, config)
     files = run.model(STAGE, variant)
     fit, test = training.fit_and_test(
         model, batches, loss(config), metrics.accuracy_from_logits,
-        metrics.single_label_summary, files, checkpoints.model_meta(name), config,
-        augment=augment.waves_for(config, len(CLASSES)))
+        functools.partial(metrics.single_label_summary, classes=classes), files,
+        checkpoints.model_meta(name, classes=classes), config,
+        augment=augment.waves_for(config, len(classes)))
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "accuracy",
                            parameters_all=models.count_parameters(model),

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from helpers import augment, cache, checkpoints, metrics, mixing, models, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.batches import Batches, TensorBatches
-from helpers.config import CLASSES, PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout, as_layout
 from helpers.stage1 import STAGE as STAGE1
@@ -54,7 +54,7 @@ def build_mixes(run: RunLayout | str | Path, uses_per_clip: float = 3.0,
                 plans[split] = plan
                 continue
         plan = mixing.plan_mixes(cached.labels, uses_per_clip, k_weights, gain_db,
-                                 random_seed * 100 + offset)
+                                 random_seed * 100 + offset, cached.classes)
         mixing.save_plan(path, plan, {**settings, "cache_key": cached.key, "key": key})
         plans[split] = plan
     return plans
@@ -104,17 +104,20 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
                for s in SPLITS}
     if config.dynamic_mixing:
         batches["train"] = dynamic_batches(run, cached["train"], config)
+    classes = cached["train"].classes
     torch.manual_seed(config.random_seed)
-    model = models.build(name)
+    model = models.build(name, n_outputs=len(classes))
     if finetune:
-        stage1, _ = checkpoints.load_model(run.model(STAGE1, stage1_variant or name).best)
+        source = run.model(STAGE1, stage1_variant or name).best
+        stage1, stage1_meta = checkpoints.load_model(source)
+        checkpoints.check_classes(stage1_meta, classes, source)
         model.load_state_dict(stage1.state_dict())
     augment.equip(model, config)
     files = run.model(STAGE, variant)
-    meta = checkpoints.model_meta(name, task="multi")
+    meta = checkpoints.model_meta(name, task="multi", classes=classes)
     fit = training.fit(model, batches["train"], batches["val"], LOSS,
                        metrics.micro_f1_from_logits, files, meta, config,
-                       augment=augment.waves_for(config, len(CLASSES)))
+                       augment=augment.waves_for(config, len(classes)))
     test = tune_and_test(files.best, batches, dev)
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "micro F1")
@@ -128,7 +131,7 @@ def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingCo
     k_weights = {int(k): w for k, w in settings["k_weights"].items()}
     return mixing.DynamicMixBatches(train.waves, train.labels, config.batch_size,
                                     settings["uses_per_clip"], k_weights, settings["gain_db"],
-                                    config.random_seed)
+                                    config.random_seed, train.classes)
 
 
 def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device) -> dict:
@@ -140,8 +143,9 @@ def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device)
     checkpoints.save_checkpoint(best, model, {**meta, "thresholds": thresholds})
     logits, targets = training.predict(model, batches["test"], device)
     tuned = (torch.sigmoid(logits) >= torch.tensor(thresholds)).float()
-    return {**metrics.multilabel_summary(logits, targets),
-            "tuned": metrics.multilabel_scores(tuned, targets), "thresholds": thresholds}
+    classes = tuple(meta["classes"])
+    return {**metrics.multilabel_summary(logits, targets, classes=classes),
+            "tuned": metrics.multilabel_scores(tuned, targets, classes), "thresholds": thresholds}
 
 
 @torch.no_grad()
@@ -210,9 +214,11 @@ def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = 
                                 shuffle=s == "train", seed=config.random_seed) for s in SPLITS}
     torch.manual_seed(config.random_seed)
     n_features = feats["train"][0].shape[1]
-    head = models.build("transfer", n_features=n_features)
+    classes = runs.instruments(run)
+    head = models.build("transfer", n_features=n_features, n_outputs=len(classes))
     files = run.model(STAGE, variant)
-    meta = {**checkpoints.model_meta("transfer", task="multi", n_features=n_features),
+    meta = {**checkpoints.model_meta("transfer", task="multi", classes=classes,
+                                     n_features=n_features),
             "extractor": extractor}
     fit = training.fit(head, batches["train"], batches["val"], LOSS,
                        metrics.micro_f1_from_logits, files, meta, config)

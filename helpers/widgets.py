@@ -7,6 +7,7 @@ import io
 import math
 
 import ipywidgets as widgets
+import numpy as np
 import soundfile as sf
 import torch
 from IPython.display import Audio, display
@@ -19,15 +20,15 @@ from helpers.mixing import MixPlan, by_combination, mix
 ANY = "any"
 
 
-def combination_names(row: torch.Tensor) -> str:
-    """`piano + trumpet` for a multi-hot row; `nothing` when empty."""
-    names = [CLASS_NAMES[c] for c, on in zip(CLASSES, row.tolist()) if on > 0]
+def combination_names(row: torch.Tensor, classes: tuple[str, ...] = CLASSES) -> str:
+    """`piano + trumpet` for a multi-hot row over `classes`; `nothing` when empty."""
+    names = [CLASS_NAMES[c] for c, on in zip(classes, row.tolist()) if on > 0]
     return " + ".join(names) or "nothing"
 
 
 def combination(plan: MixPlan, i: int) -> str:
     """`acoustic guitar + piano`: the instruments of mix `i`."""
-    return combination_names(plan.targets[i])
+    return combination_names(plan.targets[i], plan.classes)
 
 
 def play(wave: torch.Tensor) -> Audio:
@@ -44,9 +45,16 @@ def show_mix(waves: torch.Tensor, plan: MixPlan, i: int, paths: list[str]) -> No
             display(play(waves[src]))
 
 
-def show_each_combination(waves: torch.Tensor, plan: MixPlan, paths: list[str]) -> None:
-    """Display the first mix of every instrument combination (for where widgets don't show)."""
-    for group in by_combination(plan).values():
+def show_each_combination(waves: torch.Tensor, plan: MixPlan, paths: list[str],
+                          most: int = 6) -> None:
+    """Display the first mix of each instrument combination (for where widgets don't show):
+    all of them up to `most` (four instruments make 6 pairs), else `most` spread over the
+    sorted combinations (eleven make 55 pairs; the player above reaches every one)."""
+    groups = list(by_combination(plan).values())
+    if len(groups) > most:
+        print(f"{most} of {len(groups)} combinations; pick any in the player above")
+        groups = [groups[i] for i in np.linspace(0, len(groups) - 1, most).round().astype(int)]
+    for group in groups:
         show_mix(waves, plan, group[0], paths)
 
 
@@ -54,7 +62,7 @@ def class_players(split: CachedSplit) -> widgets.VBox:
     """A player for the first clip of each instrument in a split, named by its file."""
     rows = []
     for i in split.first_of_each_class():
-        label = widgets.Label(f"{CLASS_NAMES[CLASSES[int(split.labels[i])]]}: "
+        label = widgets.Label(f"{CLASS_NAMES[split.classes[int(split.labels[i])]]}: "
                               f"{split.paths[i].rsplit('/', 1)[-1]}")
         player = widgets.Audio(value=wav_bytes(split.waves[i]), format="wav", autoplay=False,
                                loop=False)
@@ -111,7 +119,7 @@ def prediction_browser(ev: Evaluation) -> widgets.VBox:
     the chosen one and see the model's probability for each instrument beside the player
     (green: named and playing, red: named but not playing, orange: playing but missed)."""
     # "any" is a real value: ipywidgets shows a dropdown whose value is None as blank.
-    choices = [("any", ANY)] + [(CLASS_NAMES[c], c) for c in CLASSES]
+    choices = [("any", ANY)] + [(CLASS_NAMES[c], c) for c in ev.classes]
     true = widgets.Dropdown(options=choices, value=ANY, description="playing")
     named = widgets.Dropdown(options=choices, value=ANY, description="named")
     outcome = widgets.ToggleButtons(options=["all", "right", "wrong"], value="all")
@@ -119,8 +127,8 @@ def prediction_browser(ev: Evaluation) -> widgets.VBox:
     heading = widgets.HTML()
     player = widgets.Audio(format="wav", autoplay=False, loop=False)
     bars = [widgets.FloatProgress(min=0, max=1, description=CLASS_NAMES[c],
-                                  style={"description_width": "110px"}) for c in CLASSES]
-    values = [widgets.Label() for _ in CLASSES]
+                                  style={"description_width": "110px"}) for c in ev.classes]
+    values = [widgets.Label() for _ in ev.classes]
     panel = widgets.VBox([widgets.HBox([b, v]) for b, v in zip(bars, values)])
 
     def refresh(_=None) -> None:
@@ -134,8 +142,8 @@ def prediction_browser(ev: Evaluation) -> widgets.VBox:
         i = found[min(pick.value, pick.max)]
         verdict = "right" if ev.right()[i] else "wrong"
         heading.value = (f"<b>{ev.items[i]}</b> ({len(found)} match) · playing: "
-                         f"{combination_names(ev.targets[i])} · named: "
-                         f"{combination_names(ev.pred[i])} · <b>{verdict}</b>")
+                         f"{combination_names(ev.targets[i], ev.classes)} · named: "
+                         f"{combination_names(ev.pred[i], ev.classes)} · <b>{verdict}</b>")
         player.value = wav_bytes(ev.audio(i))
         for bar, value, p, y, n in zip(bars, values, ev.probs[i].tolist(),
                                        ev.targets[i].tolist(), ev.pred[i].tolist()):

@@ -53,3 +53,18 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     for r in excerpts:
         low, high = r["micro_f1_95"]
         assert low <= r["micro_f1"] <= high and r["excerpts"] == 2 * r["songs"] == 12
+
+
+def test_accuracy_benchmark_on_all_eleven_instruments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _load("accuracy").main(["--quick", "--instruments", "all", "--stages", "1",
+                            "--data", str(tmp_path / "data")])
+    out = tmp_path / "runs" / "accuracy" / "all-quick"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["settings"]["recordings"] == 11, "enough for cello's 5 recordings"
+    assert {r["train"] for r in saved["rows"]} == {"FluidR3_GM.sf2",
+                                                  "FluidR3_GM.sf2 (random timbre)"}
+    meta = checkpoints.load_checkpoint(out / "fluid" / "stage1" / "plain-2ep" / "best.pt")["meta"]
+    assert len(meta["classes"]) == 11
+    assert "--instruments all" in (out / "table.md").read_text()
+    assert all(r["excerpts"] == 12 for r in saved["excerpt_rows"])

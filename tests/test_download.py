@@ -130,7 +130,7 @@ def test_extracted_file_with_wrong_md5_leaves_no_tree(tmp_path):
     archive = tmp_path / "IRMAS-TrainingData.zip"
     _zip(archive, {CLIP: b"corrupted audio"})
     data = tmp_path / "data"
-    with pytest.raises(download.ChecksumError, match=r"\[gac\]\[cla\]0001__1.wav.*expects"):
+    with pytest.raises(download.ChecksumError, match=r"\[gac\]\[cla\]0001__1.wav.*expected"):
         download.extract(archive, data, _manifest(CLIP, "f" * 32), progress=False)
     assert list(data.iterdir()) == [], "nothing that looks complete is left"
 

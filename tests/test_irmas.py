@@ -3,7 +3,7 @@ import pytest
 from conftest import REPO, shared_irmas
 
 from helpers import irmas, splits
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SPLITS
+from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS
 
 
 def test_parses_both_training_name_forms():
@@ -65,12 +65,38 @@ def test_top_level_manifest_is_the_packaged_one_byte_for_byte():
 def test_manifest_counts(built):
     train = built[built["split"].isin(SPLITS)]
     assert train["instrument"].value_counts().to_dict() == {
+        "voi": 778, "gel": 760, "pia": 721, "org": 682, "gac": 637, "sax": 626, "vio": 580,
+        "tru": 577, "cla": 505, "flu": 451, "cel": 388}
+    assert train["recording"].nunique() == 2261
+    assert (train["md5"] == "").sum() == 45
+    test = built[built["split"] == IRMAS_TEST_SPLIT]
+    assert len(test) == 2874
+    assert test["instruments"].str.split().map(lambda c: set(c) <= set(ALL_CLASSES)).all()
+
+
+def test_the_seeds_four_select_their_clips_and_excerpts(built):
+    four = irmas.select(built, CLASSES)
+    train = four[four["split"].isin(SPLITS)]
+    assert train["instrument"].value_counts().to_dict() == {
         "pia": 721, "gac": 637, "vio": 580, "tru": 577}
     assert train["recording"].nunique() == 849
-    test = built[built["split"] == IRMAS_TEST_SPLIT]
+    test = four[four["split"] == IRMAS_TEST_SPLIT]
     assert len(test) == 737
     assert (test["instruments"].str.split().str.len() == 2).sum() == 155
     assert test["instruments"].str.split().map(lambda c: set(c) <= set(CLASSES)).all()
+    assert len(irmas.select(built, ALL_CLASSES)) == len(built)
+
+
+@pytest.mark.parametrize("classes", [CLASSES, ("cel",), ("cla", "flu", "sax", "voi"),
+                                     ALL_CLASSES])
+def test_any_subset_keeps_each_clip_s_split_and_60_20_20(built, classes):
+    chosen = irmas.select(built, classes)
+    chosen = chosen[chosen["split"].isin(SPLITS)]
+    assert set(chosen["instrument"]) == set(classes)
+    same = built.set_index("path").loc[chosen["path"], "split"]
+    assert (same.to_numpy() == chosen["split"].to_numpy()).all()
+    share = pd.crosstab(chosen["instrument"], chosen["split"], normalize="index")
+    assert ((share - pd.Series({"test": 0.2, "train": 0.6, "val": 0.2})).abs() <= 0.02).all().all()
 
 
 def test_split_is_grouped_stratified_and_deterministic(built):
@@ -96,6 +122,21 @@ def test_verify_finds_missing_and_corrupt_files(demo_set, tmp_path):
     assert list(problems["path"]) == list(rows["path"])
     assert problems["problem"].iloc[0].startswith("md5 ")
     assert problems["problem"].iloc[1] == "missing"
+
+
+def test_files_without_md5_are_reported_unverified_never_passed(demo_set, tmp_path):
+    root, manifest = demo_set
+    rows = manifest[manifest["split"] == "train"].head(3).assign(md5="")
+    for path in rows["path"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes((root / path).read_bytes())
+    report = irmas.check_files(rows, tmp_path)
+    assert list(report["path"]) == list(rows["path"])
+    assert report["problem"].str.startswith("unverified: no known md5").all()
+    assert report["problem"].str.contains("readable audio, 3.0 s").all()
+    (tmp_path / rows["path"].iloc[1]).write_bytes(b"RIFF not really a wave file")
+    with pytest.raises(RuntimeError, match="not readable audio"):
+        irmas.check_files(rows, tmp_path)
 
 
 def test_read_manifest_names_the_notebook_to_run(tmp_path):
