@@ -128,15 +128,40 @@ def f1_bars(f1: pd.DataFrame, title: str = "F1 per instrument") -> plt.Figure:
     return fig
 
 
+MAX_COMBINATION_ROWS = 30  # more (eleven instruments: 55 pairs) and the plot shows totals
+
+
 def mix_counts(plans: dict) -> plt.Figure:
-    """Mixes per instrument combination and split."""
+    """Mixes per instrument combination and split; with more combinations than
+    `MAX_COMBINATION_ROWS`, mixes per number of instruments and mixes holding each instrument."""
     table = pd.DataFrame({split: {combo: len(items) for combo, items in
                                   by_combination(plan).items()}
                           for split, plan in plans.items()}).fillna(0)
+    if len(table) > MAX_COMBINATION_ROWS:
+        return _mix_totals(plans)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(table) + 1.2))
     table[list(plans)].plot.barh(ax=ax, stacked=True, width=0.75, colormap="Set2")
     ax.set(xlabel="mixes", ylabel="", title="Mixes per instrument combination")
     ax.legend(title="split", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    return fig
+
+
+def _mix_totals(plans: dict) -> plt.Figure:
+    """Mixes per number of instruments, and mixes holding each instrument, per split."""
+    per_k = pd.DataFrame({split: plan.k.bincount().numpy() for split, plan in plans.items()}
+                         ).rename_axis("instruments per mix").iloc[1:]
+    names = [CLASS_NAMES[c] for c in next(iter(plans.values())).classes]
+    holding = pd.DataFrame({split: plan.targets.sum(0).int().numpy()
+                            for split, plan in plans.items()}, index=names)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.3 * len(names) + 2),
+                                      width_ratios=[1, 1.6])
+    per_k.plot.bar(ax=left, rot=0, colormap="Set2", width=0.8, legend=False)
+    left.set(ylabel="mixes", title="Mixes per number of instruments")
+    holding.plot.barh(ax=right, stacked=True, colormap="Set2", width=0.75)
+    right.set(xlabel="mixes", title="Mixes holding each instrument")
+    right.invert_yaxis()
+    right.legend(title="split", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    fig.tight_layout()
     return fig
 
 

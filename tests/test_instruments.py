@@ -83,6 +83,11 @@ def test_caches_plans_and_models_take_the_class_list_from_the_run(eleven, capsys
     combos = len(mixing.by_combination(plans["test"]))
     assert combos > 6 and f"6 of {combos} combinations" in shown
     assert shown.count("mix ") == 6
+    figure = plots.mix_counts(plans)
+    assert [ax.get_title() for ax in figure.axes] == ["Mixes per number of instruments",
+                                                      "Mixes holding each instrument"]
+    assert len(figure.axes[1].get_yticklabels()) == 11
+    plt.close(figure)
     head = models.build("transfer", n_outputs=11)
     assert models.count_parameters(head) == 31_111  # 30,754 for four
 
