@@ -16,6 +16,7 @@ from helpers import (
     mixing,
     models,
     plots,
+    report,
     runs,
     stage1,
     stage2,
@@ -110,6 +111,10 @@ def test_both_stages_train_and_are_analysed_on_eleven(eleven):
     table = analysis.beside_published(excerpts, run)
     assert "Han, Kim & Lee" in table["method"].iloc[1] and table["micro F1"].iloc[1] == 0.602
     assert table["data"].iloc[-1].startswith("demo set (synthetic, not IRMAS), 11 instruments")
+    analysis.save(run, {"excerpts": excerpts}, hop_seconds=1.5)
+    block = report.results_markdown(run)
+    assert "instruments: cel, cla, flu, gac, gel, org, pia, sax, tru, vio, voi" in block
+    assert "Beside the published IRMAS results" in block and "| 60.2% | 50.3% |" in block
     figures = plots.multilabel_figures(mixes["mel-finetune"], "mel")
     assert set(figures) == {"instruments", "named_when_playing"}
     plt.close("all")
