@@ -171,7 +171,8 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise CacheError(f"{path}: cannot be loaded ({err}); {rebuild}") from err
     return CachedSplit(data["waves"], data["labels"], data["paths"],
-                       [tuple(s) for s in data["skipped"]], data["key"], tuple(data["classes"]))
+                       [tuple(s) for s in data["skipped"]], data["key"],
+                       tuple(data.get("classes", CLASSES)))  # caches before the choice: four
 
 
 def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True,
