@@ -169,8 +169,9 @@ def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECO
                   if not files.name.startswith("transfer")}
     if not predictors:
         raise FileNotFoundError(f"{run.root}: no trained model; run notebooks 03 and 05 first")
+    classes = runs.instruments(run)
     for name, predictor in predictors.items():
-        checkpoints.check_classes(predictor.meta, runs.instruments(run), name)
+        checkpoints.check_classes(predictor.meta, classes, name)
     return hear_excerpts(predictors, rows, data_dir, progress)
 
 

@@ -34,13 +34,13 @@ def model_meta(name: str, task: str = "single", classes: tuple[str, ...] = CLASS
             "sample_rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES}
 
 
-def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "checkpoint",
-                  where: str = "this run") -> None:
-    """Refuse a model trained on other instruments than `classes` (those of `where`): its
-    outputs would be read with another meaning."""
+def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "checkpoint"
+                  ) -> None:
+    """Refuse a model trained on other instruments than `classes` (those of the run it is
+    applied to): its outputs would be read with another meaning."""
     if tuple(meta["classes"]) != tuple(classes):
         raise CheckpointError(
-            f"{path} was trained on {', '.join(meta['classes'])}, but {where} is on "
+            f"{path} was trained on {', '.join(meta['classes'])}, but this run is on "
             f"{', '.join(classes)}: use a model trained on this run's instruments")
 
 

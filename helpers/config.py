@@ -35,7 +35,6 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 IRMAS_TEST_SPLIT = "irmas_test"
 
 
-
 def instruments(choice: str | list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The class list a run trains on: None or "default" the 2020 project's four, "all"
     IRMAS's eleven, or any codes (a list, or one string like "cel flu"), in IRMAS's order."""

@@ -19,7 +19,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from helpers import irmas
+from helpers import config, irmas
 from helpers.atomic import atomic_write
 from helpers.config import ALL_CLASSES, CLASSES, SAMPLE_RATE, SEED
 
@@ -463,11 +463,7 @@ def render_demo(
     if not 1 <= test_leads <= len(LEAD_CHANNELS):
         raise ValueError(f"test_leads={test_leads}: a test song holds 1 to "
                          f"{len(LEAD_CHANNELS)} instruments")
-    unknown = sorted(set(instruments) - set(VOICES))
-    if unknown or not instruments:
-        raise ValueError(f"instruments={list(instruments)}: unknown code(s) {unknown}; valid: "
-                         f"{', '.join(VOICES)}")
-    instruments = tuple(c for c in ALL_CLASSES if c in instruments)
+    instruments = config.instruments(instruments)
     params = DemoParams(recordings_per_class, test_songs, seed,
                         list(soundfonts) if soundfonts else None, timbre, test_leads,
                         [float(t) for t in test_seconds], list(instruments))

@@ -48,11 +48,7 @@ def _classes(classes: tuple[str, ...], width: int) -> tuple[str, ...]:
 def per_label(targets, pred, classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
     """Multi-label precision, recall, F1 and support per class (rows), from multi-hot rows."""
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
-    classes = _classes(classes, y.shape[1])
-    prec, rec, f1, support = precision_recall_fscore_support(y, p, average=None,
-                                                             zero_division=0)
-    return pd.DataFrame({"precision": prec, "recall": rec, "f1": f1, "support": support},
-                        index=list(classes))
+    return per_class(y, p, _classes(classes, y.shape[1])).drop(index="macro")
 
 
 def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> np.ndarray:

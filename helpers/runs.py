@@ -73,9 +73,10 @@ def instruments(run: RunLayout | str | Path, requested: str | list[str] | None =
     the run has) must name the same set, or the run would mix two meanings of its outputs."""
     info = read_json(as_layout(run).dataset, "01_download")
     recorded = tuple(info.get("instruments", CLASSES))
-    if requested is not None and config.instruments(requested) != recorded:
+    wanted = recorded if requested is None else config.instruments(requested)
+    if wanted != recorded:
         raise ValueError(
-            f"instruments={requested!r} ({', '.join(config.instruments(requested))}), but this "
+            f"instruments={requested!r} ({', '.join(wanted)}), but this "
             f"run was prepared for {', '.join(recorded)}: set instruments = None (or that set), "
             "or run notebooks/01_download.ipynb with the new set into another run folder")
     return recorded
