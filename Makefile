@@ -15,6 +15,9 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont
 # Local installs pin a torch/torchaudio pair that import together; Colab keeps its own.
 TORCH := torch==2.14.1 torchaudio==2.11.0
+# musicnn's wheel carries its weights; its declared dependencies (numpy < 1.17, tensorflow)
+# are never installed: helpers.musicnn reads the weights without them.
+MUSICNN := --no-deps musicnn==0.1.0
 DEMO_RUN := runs/demo
 # On this 2-core CPU the 2020 project's 1D CNN (wave1d) costs ~0.4 s per clip and training step,
 # MelCNN ~0.012 s: the quick demo (~10 min) gives MelCNN 20 epochs per stage and wave1d one epoch
@@ -22,7 +25,8 @@ DEMO_RUN := runs/demo
 # fine-tuning), and skips it from scratch on mixes. `make demo-full` trains all for 30 epochs.
 DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1}" "from_scratch=['mel']"
 
-.PHONY: demo demo-full report accuracy ablation accuracy-all test lint manifest system-deps clean
+.PHONY: demo demo-full report accuracy ablation accuracy-all test lint manifest system-deps clean \
+	musicnn-reference
 
 demo: system-deps $(STAMP)
 	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo $(DEMO_EPOCHS)
@@ -55,6 +59,15 @@ lint: $(STAMP)
 manifest: $(STAMP)
 	$(PY) -m helpers.irmas --shared ../shared/irmas
 
+# The original musicnn graph's outputs that tests/test_musicnn.py checks the port against, made
+# in a scratch venv (.venv-tf: tensorflow-cpu, librosa) that the project never depends on.
+musicnn-reference: system-deps $(STAMP)
+	$(PY) tests/fixtures/musicnn/make_reference.py clips
+	test -x .venv-tf/bin/python || python3 -m venv .venv-tf
+	.venv-tf/bin/pip install -q tensorflow-cpu librosa soundfile soxr
+	.venv-tf/bin/pip install -q $(MUSICNN)
+	.venv-tf/bin/python tests/fixtures/musicnn/make_reference.py reference
+
 system-deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
@@ -69,6 +82,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e . -r requirements-dev.txt
+	$(PY) -m pip install -q $(MUSICNN)
 	touch $(STAMP)
 
 clean:
