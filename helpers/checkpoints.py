@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers import models
+from helpers import models, musicnn
 from helpers.atomic import atomic_write
 from helpers.config import ALL_CLASSES, CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 
@@ -44,10 +44,14 @@ def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "chec
             f"{', '.join(classes)}: use a model trained on this run's instruments")
 
 
-def fingerprint(state: dict[str, torch.Tensor], classes: list[str]) -> str:
-    """Binds the class list to the weights: an edited or reordered class list no longer
-    matches, so a model is never read with another meaning for its outputs."""
+def fingerprint(state: dict[str, torch.Tensor], classes: list[str],
+                backbone: dict | None = None) -> str:
+    """Binds the class list (and the backbone a head was trained on: its checkpoint, layer and
+    weights, which a frozen head does not store) to the weights: an edited or reordered class
+    list or backbone no longer matches, so a model is never read with another meaning."""
     h = hashlib.sha256(json.dumps(classes).encode())
+    if backbone is not None:
+        h.update(json.dumps(backbone, sort_keys=True).encode())
     for key in sorted(state):
         h.update(key.encode())
         h.update(state[key].detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy()
@@ -55,10 +59,23 @@ def fingerprint(state: dict[str, torch.Tensor], classes: list[str]) -> str:
     return h.hexdigest()
 
 
+def backbone_of(model: nn.Module) -> dict | None:
+    """The pretrained backbone a model's features come from (None: trained from scratch); a
+    fine-tuned backbone's weights are in the state dict, so only its origin is named."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(backbone, "identity"):
+        return None
+    identity = backbone.identity()
+    return identity if getattr(model, "frozen", False) else {**identity, "weights_sha256": None}
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, **extra) -> Path:
     """Save the state dict (moved to CPU), `meta` and any `extra` plain data atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    meta = {**meta, "fingerprint": fingerprint(state, meta["classes"])}
+    backbone = backbone_of(model)
+    if backbone is not None:
+        meta = {**meta, "backbone": backbone}
+    meta = {**meta, "fingerprint": fingerprint(state, meta["classes"], backbone)}
     payload = {"format": FORMAT, "state_dict": state, "meta": meta, **extra}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -116,16 +133,20 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     metadata is checked first, and the rebuilt model's outputs against its class list."""
     data = load_checkpoint(path, map_location)
     meta = check_meta(data.get("meta"), path)
+    backbone = meta.get("backbone")
     if "fingerprint" in meta and meta["fingerprint"] != fingerprint(data["state_dict"],
-                                                                    meta["classes"]):
-        raise CheckpointError(f"{path}: metadata field 'classes' ({meta['classes']}) is not the "
-                              "list these weights were trained with (edited or reordered?)")
+                                                                    meta["classes"], backbone):
+        raise CheckpointError(f"{path}: metadata field 'classes' ({meta['classes']}) or "
+                              f"'backbone' ({backbone}) is not what these weights were trained "
+                              "with (edited or reordered?)")
     try:
         model = models.build(meta["model"], n_outputs=len(meta["classes"]),
                              **meta.get("model_kwargs", {}))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: metadata field 'model_kwargs' does not build a "
                               f"{meta['model']!r} model ({err})") from err
+    except musicnn.MusicnnMissing as err:
+        raise CheckpointError(f"{path}: its model hears through musicnn, and {err}") from err
     try:
         model.load_state_dict(data["state_dict"])
     except RuntimeError as err:
@@ -134,4 +155,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
             f"{path}: the weights do not fit the model its metadata describes ({meta['model']}, "
             f"{len(meta['classes'])} classes): {first[1].strip() if len(first) > 1 else first[0]}"
         ) from err
+    if backbone_of(model) != backbone:
+        raise CheckpointError(
+            f"{path}: this head was trained on backbone {backbone}, but the installed one is "
+            f"{backbone_of(model)}: reinstall the backbone it names ({musicnn.INSTALL}) or "
+            "train the head again")
     return model.to(map_location).eval(), meta

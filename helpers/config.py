@@ -145,6 +145,14 @@ class TrainingConfig:
     eq_db: float = 0.0  # random spectral tilt and band gains of up to ± this many dB (log-mel)
     spec_masks: bool = False  # SpecAugment: one frequency and one time mask per clip (log-mel)
     dynamic_mixing: bool = False  # Stage 2: fresh training mixes every epoch, not one fixed plan
+    # A pretrained backbone (musicnn, `helpers.musicnn`): which checkpoint ("MTT_musicnn" or
+    # "MSD_musicnn") and layer ("pool", "penultimate", "taggram") a head reads, the head's
+    # hidden units (0: linear), and the backbone's learning rate as a fraction of `lr` when it
+    # is fine-tuned. Defaults: the accuracy benchmark's choice on its validation timbre.
+    backbone: str = "MTT_musicnn"
+    layer: str = "pool"
+    head_hidden: int = 0
+    backbone_lr: float = 0.1
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

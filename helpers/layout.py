@@ -9,6 +9,7 @@ spells `cache/train.pt` or `best.pt`, so the folder can change here and nowhere 
     <run>/stage1/<model>/                 notebook 03: best.pt, last.pt, history.*, metrics.json
     <run>/mixes/<split>.pt, mixes/wav/    notebook 04: mix plans, exported test mixes
     <run>/stage2/<variant>/               notebook 05: as stage1 (+ features_<split>.pt)
+    <run>/features/<backbone>/            notebooks 03, 05: musicnn features of clips, mixes
     <run>/analysis/                       notebook 06: metrics.json, <section>.csv
     <run>/figures/<name>.png              every notebook's figures
     <run>/notebooks/                      executed copies (helpers.notebooks)
@@ -87,6 +88,10 @@ class RunLayout:
     @property
     def mix_wavs(self) -> Path:
         return self.root / "mixes" / "wav"
+
+    def backbone_features(self, backbone: str, split: str, mixes: bool = False) -> Path:
+        """Cached features of a pretrained backbone for a split's clips (Stage 1) or mixes."""
+        return self.root / "features" / backbone / f"{'mixes_' if mixes else ''}{split}.pt"
 
     def model(self, stage: str, name: str) -> ModelFiles:
         if stage not in STAGES:

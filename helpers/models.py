@@ -11,6 +11,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from helpers import musicnn
 from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 
 # (in, out, kernel, pool) of the 2020 project's six Conv1d-ReLU-MaxPool1d-BatchNorm1d blocks.
@@ -112,8 +113,128 @@ class TransferHead(nn.Module):
         return self.layers(features)
 
 
+class MusicnnFeatures(nn.Module):
+    """musicnn (`helpers.musicnn`, trained on real music) as a backbone: peak-normalised stereo
+    clips `[B, 2, L]` at 44.1 kHz -> its 3 s log-mel patches -> one layer (`pool`,
+    `penultimate` or `taggram`), averaged over a clip's patches -> `[B, n_features]`.
+
+    The log-mel patches come from `musicnn.log_mel_patches`' steps (soxr on the CPU, no
+    gradient needed); `augment` is the slot for the recipe's spectrogram EQ/masks when the
+    backbone is fine-tuned. Batch norm keeps the pretrained statistics in training too.
+    """
+
+    def __init__(self, checkpoint: str = "MTT_musicnn", layer: str = "pool",
+                 pretrained: bool = True) -> None:
+        super().__init__()
+        if layer not in musicnn.LAYERS:
+            raise ValueError(f"musicnn layer {layer!r}; choose one of {sorted(musicnn.LAYERS)}")
+        self.checkpoint, self.layer = checkpoint, layer
+        self.net = musicnn.Musicnn()
+        self.weights_sha256 = None
+        if pretrained:
+            state, self.weights_sha256 = musicnn.converted_state(checkpoint)
+            self.net.load_state_dict(state)
+        self.n_features = musicnn.LAYERS[layer]
+        self.augment: nn.Module = nn.Identity()
+
+    def train(self, mode: bool = True) -> MusicnnFeatures:
+        super().train(mode)
+        for m in self.net.modules():  # pretrained statistics stay (small, synthetic batches)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        return self
+
+    def identity(self) -> dict:
+        """What a head on these features depends on (bound by a checkpoint's fingerprint)."""
+        return {"name": "musicnn", "checkpoint": self.checkpoint, "layer": self.layer,
+                "weights_sha256": self.weights_sha256}
+
+    def layers(self, waves: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every layer's features `[B, width]` (`musicnn.LAYERS`), each averaged over patches."""
+        spec = musicnn.log_mel(musicnn.to_16k_mono(waves, SAMPLE_RATE).to(waves.device))
+        per_clip = max(1, spec.shape[1] // musicnn.PATCH_FRAMES)
+        patches = torch.cat([musicnn.patches_of(s)[:per_clip] for s in spec])  # [B*n, 187, 96]
+        # the recipe's EQ/masks work in dB; musicnn's log10 units are 10 dB
+        patches = self.augment(10 * patches.transpose(1, 2).unsqueeze(1)).squeeze(1)
+        out = self.net(patches.transpose(1, 2) / 10)
+        return {k: v.flatten(1).view(len(waves), per_clip, -1).mean(dim=1)
+                for k, v in out.items()}
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.layers(waves)[self.layer]
+
+
+class Head(nn.Module):
+    """A small head on backbone features: standardised (batch norm), dropout, then linear, or
+    one hidden ReLU layer of `hidden` units first."""
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: int = 0,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm1d(n_features), nn.Dropout(dropout)]
+        if hidden:
+            layers += [nn.Linear(n_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        layers.append(nn.Linear(hidden or n_features, n_outputs))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+class MusicnnClassifier(nn.Module):
+    """musicnn backbone + `Head`, frozen (only the head trains, and a checkpoint holds only the
+    head: the backbone comes from the musicnn wheel) or fine-tuned (the whole network trains).
+
+    `forward` takes clips `[B, 2, L]`, or `[B, n_features]` features this backbone already
+    computed (frozen heads train on cached features, `embed`)."""
+
+    def __init__(self, n_outputs: int = len(CLASSES), checkpoint: str = "MTT_musicnn",
+                 layer: str = "pool", hidden: int = 0, frozen: bool = True,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        self.frozen = frozen
+        self.backbone = MusicnnFeatures(checkpoint, layer)
+        self.head = Head(self.backbone.n_features, n_outputs, hidden, dropout)
+        self.augment = self.backbone.augment
+        if frozen:
+            self.backbone.requires_grad_(False)
+            self.register_state_dict_post_hook(_without_backbone)
+            self.register_load_state_dict_post_hook(_backbone_not_missing)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "augment" and "backbone" in self._modules:  # `augment.equip` fills this slot
+            self.backbone.augment = value
+        super().__setattr__(name, value)
+
+    def train(self, mode: bool = True) -> MusicnnClassifier:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """What trains at the backbone learning rate (`TrainingConfig.backbone_lr`)."""
+        return [p for p in self.backbone.parameters() if p.requires_grad]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return x if x.ndim == 2 else self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _without_backbone(module, state, prefix, local_metadata) -> None:
+    for key in [k for k in state if k.startswith(f"{prefix}backbone.")]:
+        del state[key]
+
+
+def _backbone_not_missing(module, incompatible) -> None:
+    incompatible.missing_keys[:] = [k for k in incompatible.missing_keys
+                                    if not k.startswith("backbone.")]
+
+
 MODELS: dict[str, type[nn.Module]] = {"wave1d": Wave1DCNN, "mel": MelCNN,
-                                      "transfer": TransferHead}
+                                      "transfer": TransferHead, "musicnn": MusicnnClassifier}
 # Names older checkpoints used: "seed" was the 2020 project's 1D CNN (same weights, new name).
 RENAMED = {"seed": "wave1d"}
 

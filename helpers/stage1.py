@@ -7,14 +7,15 @@ in its `metrics.json` (see `layout`), so tables and the README come from files, 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from helpers import augment, cache, checkpoints, metrics, models, results, runs, training
-from helpers.batches import ClipBatches
+from helpers import augment, cache, checkpoints, embed, metrics, models, results, runs, training
+from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.layout import RunLayout, as_layout
 
@@ -51,6 +52,63 @@ def loss(config: TrainingConfig) -> training.LossFn:
     return functools.partial(nn.functional.cross_entropy, label_smoothing=config.label_smoothing)
 
 
+def model_kwargs(name: str, config: TrainingConfig) -> dict:
+    """What `models.build` needs beyond the outputs: a pretrained backbone's checkpoint, layer
+    and head from `config` (trained whole: fine-tuned); nothing for the networks trained from
+    scratch."""
+    if name != "musicnn":
+        return {}
+    return {"checkpoint": config.backbone, "layer": config.layer, "hidden": config.head_hidden,
+            "frozen": False}
+
+
+FROZEN = "transfer-musicnn"  # a head on frozen musicnn features (`train_frozen`)
+
+
+def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = None,
+                 variant: str = FROZEN) -> results.TrainResult:
+    """A head on frozen musicnn features (checkpoint `config.backbone`, layer `config.layer`)
+    of the cached clips, computed once (`embed`); its checkpoint holds only the head and
+    predicts on audio through the installed backbone. Knobs from `config.per_model[variant]`."""
+    run = as_layout(run)
+    config = (config or TrainingConfig()).for_model("musicnn", variant)
+    dev = training.pick_device(config.device)
+    feats = embed.musicnn_features(run, config.backbone, dev, config.progress)
+    classes = runs.instruments(run)
+
+    def test(best: Path, batches: dict, device: torch.device) -> dict:
+        model, _ = checkpoints.load_model(best, device)
+        return metrics.single_label_summary(*training.predict(model, batches["test"], device),
+                                            classes=classes)
+
+    return fit_head(run, STAGE, variant, config, feats, loss(config),
+                    metrics.accuracy_from_logits, "accuracy", test)
+
+
+def fit_head(run: RunLayout, stage: str, variant: str, config: TrainingConfig, feats: dict,
+             loss_fn: training.LossFn, score_fn: training.ScoreFn, val_metric: str,
+             test_fn: Callable[[Path, dict, torch.device], dict]) -> results.TrainResult:
+    """Train a frozen-musicnn head on `feats` (per split: every layer's features, targets),
+    then `test_fn(best.pt, batches, device)` (Stage 2 tunes thresholds on validation first)."""
+    dev = training.pick_device(config.device)
+    batches = {s: TensorBatches(f[config.layer], y, config.batch_size if s == "train" else 256,
+                                shuffle=s == "train", seed=config.random_seed)
+               for s, (f, y) in feats.items()}
+    classes = runs.instruments(run)
+    torch.manual_seed(config.random_seed)
+    kwargs = {"checkpoint": config.backbone, "layer": config.layer, "hidden": config.head_hidden,
+              "frozen": True}
+    model = models.build("musicnn", n_outputs=len(classes), **kwargs)
+    files = run.model(stage, variant)
+    task = "single" if stage == STAGE else "multi"
+    meta = checkpoints.model_meta("musicnn", task=task, classes=classes, **kwargs)
+    fit = training.fit(model, batches["train"], batches["val"], loss_fn, score_fn, files, meta,
+                       config)
+    test = test_fn(files.best, batches, dev)
+    return training.record(files, stage, variant, fit, test, config,
+                           models.count_parameters(model, trainable_only=True), val_metric)
+
+
 def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None,
           variant: str | None = None) -> results.TrainResult:
     """Train model `name` on the run's caches, test its best-validation checkpoint, save metrics.
@@ -67,13 +125,14 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     classes = cached["train"].classes
     batches = make_batches(cached, config.batch_size, config.random_seed)
     torch.manual_seed(config.random_seed)
-    model = models.build(name, n_outputs=len(classes))
+    kwargs = model_kwargs(name, config)
+    model = models.build(name, n_outputs=len(classes), **kwargs)
     augment.equip(model, config)
     files = run.model(STAGE, variant)
     fit, test = training.fit_and_test(
         model, batches, loss(config), metrics.accuracy_from_logits,
         functools.partial(metrics.single_label_summary, classes=classes), files,
-        checkpoints.model_meta(name, classes=classes), config,
+        checkpoints.model_meta(name, classes=classes, **kwargs), config,
         augment=augment.waves_for(config, len(classes)))
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "accuracy",

@@ -8,16 +8,25 @@ it was built from and with which settings, and is rebuilt when, and only when, t
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from helpers import augment, cache, checkpoints, metrics, mixing, models, results, runs, training
-from helpers.atomic import atomic_write
+from helpers import (
+    augment,
+    cache,
+    checkpoints,
+    embed,
+    metrics,
+    mixing,
+    models,
+    results,
+    runs,
+    stage1,
+    training,
+)
 from helpers.batches import Batches, TensorBatches
 from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.freshness import content_key, file_digest
@@ -106,15 +115,16 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
         batches["train"] = dynamic_batches(run, cached["train"], config)
     classes = cached["train"].classes
     torch.manual_seed(config.random_seed)
-    model = models.build(name, n_outputs=len(classes))
+    kwargs = stage1.model_kwargs(name, config)
+    model = models.build(name, n_outputs=len(classes), **kwargs)
     if finetune:
         source = run.model(STAGE1, stage1_variant or name).best
-        stage1, stage1_meta = checkpoints.load_model(source)
-        checkpoints.check_classes(stage1_meta, classes, source)
-        model.load_state_dict(stage1.state_dict())
+        trained, trained_meta = checkpoints.load_model(source)
+        checkpoints.check_classes(trained_meta, classes, source)
+        model.load_state_dict(trained.state_dict())
     augment.equip(model, config)
     files = run.model(STAGE, variant)
-    meta = checkpoints.model_meta(name, task="multi", classes=classes)
+    meta = checkpoints.model_meta(name, task="multi", classes=classes, **kwargs)
     fit = training.fit(model, batches["train"], batches["val"], LOSS,
                        metrics.micro_f1_from_logits, files, meta, config,
                        augment=augment.waves_for(config, len(classes)))
@@ -148,18 +158,6 @@ def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device)
             "tuned": metrics.multilabel_scores(tuned, targets, classes), "thresholds": thresholds}
 
 
-@torch.no_grad()
-def extract_features(extractor: nn.Module, batches: Batches, device: torch.device,
-                     progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """`extractor.features` of every batch, in eval mode (BatchNorm statistics stay put)."""
-    extractor.eval()
-    feats, targets = [], []
-    for x, y in tqdm(batches, desc="features", leave=False, disable=not progress):
-        feats.append(extractor.features(x.to(device)).float().cpu())
-        targets.append(y.cpu())
-    return torch.cat(feats), torch.cat(targets)
-
-
 def transfer_variant(extractor: str) -> str:
     """`transfer` (on Wave1DCNN, as in 2020), or `transfer-<model>` on another extractor."""
     return "transfer" if extractor == EXTRACTOR else f"transfer-{extractor}"
@@ -179,24 +177,31 @@ def cached_features(run: RunLayout | str | Path, device: torch.device, progress:
     out = {}
     data = None
     for split in SPLITS:
-        path = files.features(split)
         key = content_key(weights, mixing.load_plan(run.mixes(split))[1]["key"])
-        if path.is_file():
-            try:
-                stored = torch.load(path, map_location="cpu", weights_only=True)
-            except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-                print(f"recomputing {path}: damaged ({err})", flush=True)
-                stored = {}
-            if stored.get("key") == key:
-                out[split] = (stored["features"], stored["targets"])
-                continue
-        data = data or load_mixes(run, device)
-        feats, targets = extract_features(model, mixing.MixBatches(*data[split], 64), device,
-                                          progress)
-        payload = {"key": key, "features": feats, "targets": targets}
-        atomic_write(path, lambda tmp, p=payload: torch.save(p, tmp))
-        out[split] = (feats, targets)
+
+        def compute(split=split):
+            nonlocal data
+            data = data or load_mixes(run, device)
+            model.eval()
+            return embed.extract(model.features, mixing.MixBatches(*data[split], 64), device,
+                                 progress)
+
+        out[split] = embed.stored(files.features(split), key, compute)
     return out
+
+
+def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = None,
+                 variant: str = stage1.FROZEN) -> results.TrainResult:
+    """A multi-label head on frozen musicnn features of notebook 04's mixes (fixed plans; a
+    mix's features are those of its summed audio), computed once (`embed`); thresholds tuned
+    on validation. Its checkpoint holds only the head and predicts on audio through the
+    installed backbone. Knobs from `config.per_model[variant]`."""
+    run = as_layout(run)
+    config = (config or TrainingConfig()).for_model("musicnn", variant)
+    dev = training.pick_device(config.device)
+    feats = embed.musicnn_features(run, config.backbone, dev, config.progress, mixes=True)
+    return stage1.fit_head(run, STAGE, variant, config, feats, LOSS,
+                           metrics.micro_f1_from_logits, "micro F1", tune_and_test)
 
 
 def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = None,

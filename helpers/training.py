@@ -43,8 +43,14 @@ def autocast(device: torch.device):
 
 
 def optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
-    """Adam, or AdamW with decoupled weight decay, over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Adam, or AdamW with decoupled weight decay, over the trainable parameters; a pretrained
+    backbone's (`backbone_parameters`) at `config.backbone_lr` x the rest's rate."""
+    slow = {id(p) for p in getattr(model, "backbone_parameters", list)()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in slow]
+    params = [{"params": rest, "scale": 1.0}]
+    if slow:
+        params.append({"params": [p for p in model.parameters() if id(p) in slow],
+                       "scale": config.backbone_lr})
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -137,7 +143,8 @@ def fit(
                    disable=not config.progress)
         for step, (x, y) in enumerate(bar):
             for group in opt.param_groups:
-                group["lr"] = config.lr * lr_factor(config, epoch - 1 + step / len(train))
+                group["lr"] = (config.lr * group.get("scale", 1.0)
+                               * lr_factor(config, epoch - 1 + step / len(train)))
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             total += train_step(model, opt, loss_fn, x, y, device, augment) * len(x)
             count += len(x)

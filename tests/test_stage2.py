@@ -10,6 +10,7 @@ from helpers import (
     analysis,
     cache,
     checkpoints,
+    embed,
     metrics,
     mixing,
     models,
@@ -59,8 +60,8 @@ def test_head_trains_on_features_extracted_once_with_a_frozen_eval_extractor(run
     head = layout.model("stage2", "transfer")
     stored = torch.load(head.features("val"), weights_only=True)
     waves, plan = stage2.load_mixes(run)["val"]
-    feats, _ = stage2.extract_features(extractor, mixing.MixBatches(waves, plan, 8),
-                                       torch.device("cpu"), progress=False)
+    feats, _ = embed.extract(extractor.eval().features, mixing.MixBatches(waves, plan, 8),
+                             torch.device("cpu"), progress=False)
     assert torch.allclose(feats, stored["features"], atol=1e-5), "eval-mode features"
     for key, value in extractor.state_dict().items():  # weights and BatchNorm statistics
         assert torch.equal(value, state[key]), key
@@ -103,8 +104,8 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
     assert _files(plans) == plans and _all_rewritten(features)
     extractor, _ = checkpoints.load_model(layout.model("stage1", "wave1d").best)
     waves, plan = stage2.load_mixes(run)["val"]
-    feats, _ = stage2.extract_features(extractor, mixing.MixBatches(waves, plan, 8),
-                                       torch.device("cpu"), progress=False)
+    feats, _ = embed.extract(extractor.eval().features, mixing.MixBatches(waves, plan, 8),
+                             torch.device("cpu"), progress=False)
     assert torch.allclose(new["val"][0], feats, atol=1e-5), "recomputed with the new weights"
 
     features = _files(head.features(s) for s in SPLITS)  # other mix settings: plans, features

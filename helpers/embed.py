@@ -1,0 +1,82 @@
+"""Frozen features, computed once and kept beside the run until what they came from changes.
+
+A frozen backbone (musicnn) or a frozen Stage-1 network hears every clip or mix of a split
+once; heads then train for many epochs on the stored features in a second or so. Each file
+records a key of the weights and the clips or mix plan it was made from (`freshness`'s rule)
+and is rebuilt when, and only when, that key changes; a damaged or half-written file is
+rebuilt too (writes are atomic).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from helpers import cache, mixing, models
+from helpers.atomic import atomic_write
+from helpers.batches import Batches, ClipBatches
+from helpers.config import SPLITS
+from helpers.freshness import content_key
+from helpers.layout import RunLayout
+
+Features = torch.Tensor | dict[str, torch.Tensor]
+
+
+@torch.no_grad()
+def extract(features: Callable[[torch.Tensor], Features], batches: Batches,
+            device: torch.device, progress: bool = True, desc: str = "features"
+            ) -> tuple[Features, torch.Tensor]:
+    """`features(x)` of every batch (a tensor, or a dict of tensors), gathered on the CPU."""
+    out: list[Features] = []
+    targets = []
+    for x, y in tqdm(batches, desc=desc, leave=False, disable=not progress):
+        out.append(features(x.to(device)))
+        targets.append(y.cpu())
+    if isinstance(out[0], dict):
+        return {k: torch.cat([o[k].float().cpu() for o in out]) for k in out[0]}, torch.cat(targets)
+    return torch.cat([o.float().cpu() for o in out]), torch.cat(targets)
+
+
+def stored(path: Path, key: str, compute: Callable[[], tuple[Features, torch.Tensor]]
+           ) -> tuple[Features, torch.Tensor]:
+    """The (features, targets) kept in `path` when made with `key`, else `compute()`d and kept."""
+    if path.is_file():
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+            print(f"recomputing {path}: damaged ({err})", flush=True)
+            data = {}
+        if isinstance(data, dict) and data.get("key") == key:
+            return data["features"], data["targets"]
+    feats, targets = compute()
+    payload = {"key": key, "features": feats, "targets": targets}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return feats, targets
+
+
+def musicnn_features(run: RunLayout, checkpoint: str, device: torch.device,
+                     progress: bool = True, mixes: bool = False,
+                     splits: tuple[str, ...] = SPLITS
+                     ) -> dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Every musicnn layer's features (`musicnn.LAYERS`) and the targets of each split's
+    cached clips (Stage 1: class numbers) or of its planned mixes (`mixes`, Stage 2:
+    multi-hot), by checkpoint `checkpoint`; one pass of the backbone serves every layer."""
+    backbone = models.MusicnnFeatures(checkpoint).to(device).eval()
+    out = {}
+    for split in splits:
+        clips = cache.load_split(run.cache(split), "cpu")
+        if mixes:
+            plan, meta = mixing.load_plan(run.mixes(split))
+            source, batches = meta["key"], mixing.MixBatches(clips.waves, plan, 32)
+        else:
+            source, batches = clips.key, ClipBatches(clips.waves, clips.labels, 32)
+        key = content_key(backbone.weights_sha256, source)
+        out[split] = stored(run.backbone_features(checkpoint, split, mixes), key,
+                            lambda b=batches, s=split: extract(
+                                backbone.layers, b, device, progress,
+                                f"{checkpoint} {'mixes' if mixes else 'clips'} {s}"))
+    return out
