@@ -159,14 +159,14 @@ def excerpt_rows(run: RunLayout | str | Path) -> tuple[pd.DataFrame, Path]:
 
 def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECONDS,
                       device: str | None = None, progress: bool = True) -> dict[str, Evaluation]:
-    """Every audio model (Stage 1 and Stage 2; not the transfer head, which reads features) on
+    """Every audio model (Stage 1 and Stage 2; not the 2020 transfer head, which reads features) on
     the whole test excerpts, through `helpers.predict`'s windows. Keys: `stage1/mel`, …"""
     run = as_layout(run)
     rows, data_dir = excerpt_rows(run)
     dev = str(training.pick_device(device))
     predictors = {f"{stage}/{files.name}": Predictor(files.best, dev, hop_seconds)
                   for stage in (STAGE1, STAGE2) for files in run.trained(stage)
-                  if not files.name.startswith("transfer")}
+                  if checkpoints.hears_audio(checkpoints.load_checkpoint(files.best)["meta"])}
     if not predictors:
         raise FileNotFoundError(f"{run.root}: no trained model; run notebooks 03 and 05 first")
     classes = runs.instruments(run)

@@ -59,6 +59,12 @@ def fingerprint(state: dict[str, torch.Tensor], classes: list[str],
     return h.hexdigest()
 
 
+def hears_audio(meta: dict) -> bool:
+    """Whether a checkpoint's model takes audio: all but the 2020 transfer head, which reads
+    features of a Stage-1 model kept elsewhere (a musicnn head rebuilds its own backbone)."""
+    return meta.get("model") != "transfer"
+
+
 def backbone_of(model: nn.Module) -> dict | None:
     """The pretrained backbone a model's features come from (None: trained from scratch); a
     fine-tuned backbone's weights are in the state dict, so only its origin is named."""

@@ -1,4 +1,5 @@
-"""Colab set-up in one call: Google Drive, and FluidSynth with its soundfonts for the demo set.
+"""Colab set-up in one call: Google Drive, the musicnn weights, and FluidSynth with its
+soundfonts for the demo set.
 
 Every notebook's set-up cell clones the repository, installs it and calls `setup`; a stock
 Colab runtime has neither FluidSynth nor a General-MIDI soundfont, so `setup` installs them
@@ -9,12 +10,15 @@ headless anywhere; called explicitly elsewhere, `setup` checks (and as root inst
 from __future__ import annotations
 
 import ctypes.util
+import importlib
+import importlib.util
 import os
 import subprocess
 import sys
 
 import torch
 
+from helpers import musicnn
 from helpers.config import DRIVE_MOUNT, TrainingConfig
 from helpers.demo import locate_soundfont
 
@@ -26,7 +30,8 @@ DEMO_PACKAGES: dict[str, str] = {
 }
 # Epochs per model on a Colab runtime without a GPU: Wave1DCNN costs ~0.4 s per clip and step
 # on a CPU, so its 30 full-size epochs would take many hours there.
-CPU_EPOCHS: dict[str, int] = {"mel": 10, "wave1d": 1, "wave1d-finetune": 1}
+CPU_EPOCHS: dict[str, int] = {"mel": 10, "wave1d": 1, "wave1d-finetune": 1,
+                              "musicnn-finetune": 2}
 GPU_HINT = "Runtime > Change runtime type > T4 GPU"
 
 
@@ -88,6 +93,23 @@ def ensure_demo_packages() -> list[str]:
     return missing
 
 
+def ensure_musicnn() -> bool:
+    """Install the musicnn wheel (it carries the backbone's weights) when it is missing, without
+    its declared dependencies (numpy < 1.17 and TensorFlow, which `helpers.musicnn` does not
+    need); True when it was installed now."""
+    if importlib.util.find_spec("musicnn") is not None:
+        return False
+    print(f"installing the musicnn weights ({musicnn.INSTALL}) ...", flush=True)
+    command = [sys.executable, "-m", *musicnn.INSTALL.split(), "-q"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SetupError(f"`{musicnn.INSTALL}` failed ({why}); check the runtime's network "
+                         "and run this cell again")
+    importlib.invalidate_caches()
+    return True
+
+
 def mount_drive() -> None:
     """Mount Google Drive at /content/drive, or say how to go on without it."""
     from google.colab import drive
@@ -107,6 +129,8 @@ def setup(source: str = "demo", mount: bool = True) -> None:
     `source` is "demo"), and one line on the device training will use."""
     if mount and in_colab():
         mount_drive()
+    if ensure_musicnn():
+        print("musicnn: installed (its weights come with it)")
     if source == "demo":
         installed = ensure_demo_packages()
         print(f"demo renderer: installed {' '.join(installed)}" if installed

@@ -9,7 +9,6 @@ rebuilt too (writes are atomic).
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,8 +46,8 @@ def stored(path: Path, key: str, compute: Callable[[], tuple[Features, torch.Ten
     if path.is_file():
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-            print(f"recomputing {path}: damaged ({err})", flush=True)
+        except Exception as err:  # a damaged file fails in many ways; it is only a cache
+            print(f"recomputing {path}: damaged ({type(err).__name__}: {err})", flush=True)
             data = {}
         if isinstance(data, dict) and data.get("key") == key:
             return data["features"], data["targets"]

@@ -16,7 +16,6 @@ import hashlib
 import importlib.util
 import math
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -260,9 +259,8 @@ def converted_state(name: str = "MTT_musicnn") -> tuple[dict[str, torch.Tensor],
             stored = torch.load(path, map_location="cpu", weights_only=True)
             if state_digest(stored["state_dict"]) == stored["sha256"]:
                 return stored["state_dict"], stored["sha256"]
-        except (RuntimeError, EOFError, KeyError, TypeError, ValueError,
-                pickle.UnpicklingError):
-            pass  # damaged: convert again
+        except Exception:  # damaged in any way: it is only a cache, convert again
+            pass
     state = _tf_to_torch(read_tensor_bundle(f"{folder}{os.sep}"))  # files ".index", ".data-…"
     digest = state_digest(state)
     atomic_write(path, lambda tmp: torch.save({"state_dict": state, "sha256": digest}, tmp))

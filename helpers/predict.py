@@ -10,7 +10,7 @@ every instrument within half of the top probability (Han, Kim & Lee, 2017); a St
 (multi-label) model's averaged sigmoid names every instrument at 0.5 or more, and at least the
 most probable.
 
-    python -m helpers.predict --checkpoint runs/demo/stage2/mel/best.pt song.wav other.flac
+    python -m helpers.predict --checkpoint runs/demo/stage2/transfer-musicnn/best.pt song.wav
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from helpers.audio import AudioError, AudioStream, fix_length, peak_normalise
-from helpers.checkpoints import CheckpointError, load_model
+from helpers.checkpoints import CheckpointError, hears_audio, load_model
 from helpers.config import CLASS_NAMES, CLIP_SAMPLES, SAMPLE_RATE
 
 HOP_SECONDS = 1.5
@@ -150,11 +150,11 @@ class Predictor:
         """`threshold` None: the per-class thresholds tuned on validation that a Stage-2
         checkpoint stores (`stage2.tune_and_test`), else `THRESHOLD`."""
         self.model, self.meta = load_model(checkpoint, map_location=device)
-        if self.meta["model"] == "transfer":
+        if not hears_audio(self.meta):
             raise CheckpointError(
                 f"{checkpoint}: a transfer head reads Stage-1 features, not audio; use a "
-                "Stage-1 checkpoint or a Stage-2 CNN (stage2/mel/best.pt, "
-                "stage2/wave1d-finetune/best.pt)")
+                "Stage-1 checkpoint or another Stage-2 model (stage2/transfer-musicnn/best.pt, "
+                "stage2/mel/best.pt)")
         if threshold is None:
             threshold = self.meta.get("thresholds", THRESHOLD)
         self.hop_seconds, self.threshold = hop_seconds, threshold

@@ -140,10 +140,20 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
                            train_clips_per_epoch=len(batches["train"].index))
 
 
+def train_named(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None
+                ) -> results.TrainResult:
+    """One model by the name notebooks use: a network trained whole (`mel`, `wave1d`,
+    `musicnn-finetune`: musicnn from its pretrained weights) or a head on frozen musicnn
+    features (`transfer-musicnn`)."""
+    if name.startswith("transfer-"):
+        return train_frozen(run, config, variant=name)
+    return train(run, name.removesuffix("-finetune"), config, variant=name)
+
+
 def train_models(run: RunLayout | str | Path, names: list[str],
                  config: TrainingConfig | None = None) -> dict[str, results.TrainResult]:
-    """`train` each of `names` in turn (notebook 03)."""
-    return {name: train(run, name, config) for name in names}
+    """`train_named` each of `names` in turn (notebook 03)."""
+    return {name: train_named(run, name, config) for name in names}
 
 
 def f1_table(trained: dict[str, results.TrainResult]) -> pd.DataFrame:

@@ -235,11 +235,16 @@ def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = 
 def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = None,
                    from_scratch: tuple[str, ...] = ("mel", "wave1d"), transfer: bool = True,
                    finetune: tuple[str, ...] = ("wave1d",),
-                   transfer_from: tuple[str, ...] = (EXTRACTOR,)) -> dict[str, results.TrainResult]:
-    """Notebook 05's variants in turn: CNNs from scratch, the transfer head on each Stage-1
-    model of `transfer_from`, fine-tuned Stage-1 models (`<name>-finetune`), each with its
-    knobs from `config.per_model`."""
-    out = {name: train_cnn(run, name, config) for name in from_scratch}
+                   transfer_from: tuple[str, ...] = (EXTRACTOR,),
+                   musicnn: tuple[str, ...] = (stage1.FROZEN,)
+                   ) -> dict[str, results.TrainResult]:
+    """Notebook 05's variants in turn: musicnn models (`transfer-musicnn`: a head on frozen
+    features of the mixes; `musicnn-finetune`: the whole network from its pretrained weights),
+    CNNs from scratch, the transfer head on each Stage-1 model of `transfer_from`, fine-tuned
+    Stage-1 models (`<name>-finetune`), each with its knobs from `config.per_model`."""
+    out = {name: train_frozen(run, config, variant=name) if name.startswith("transfer-")
+           else train_cnn(run, "musicnn", config, variant=name) for name in musicnn}
+    out |= {name: train_cnn(run, name, config) for name in from_scratch}
     for extractor in transfer_from if transfer else ():
         out[transfer_variant(extractor)] = train_transfer(run, config, extractor)
     for name in finetune:

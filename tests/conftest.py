@@ -21,13 +21,15 @@ TINY_PARAMS = {
     "mount_drive": False,
     "demo_recordings_per_class": TINY["recordings_per_class"],
     "demo_test_songs": TINY["test_songs"],
-    "epochs": {"mel": 2, "wave1d": 1, "wave1d-finetune": 1, "transfer": 2},
+    "epochs": {"mel": 2, "wave1d": 1, "wave1d-finetune": 1, "transfer": 2,
+               "transfer-musicnn": 3, "musicnn-finetune": 1},
 }
 
 # IRMAS's eleven: cello, the smallest class, needs 5 recordings for a grouped 60/20/20 split.
 ELEVEN_PARAMS = {
     "instruments": "all", "demo_recordings_per_class": 10, "demo_test_songs": 3,
-    "models_to_train": ["mel"], "forest_baseline": False, "from_scratch": ["mel"],
+    "models_to_train": ["mel", "transfer-musicnn"], "forest_baseline": False,
+    "from_scratch": ["mel"], "musicnn": ["transfer-musicnn"],
     "finetune": [], "transfer_from": ["mel"], "epochs": {"mel": 1, "transfer": 1},
 }
 

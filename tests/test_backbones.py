@@ -1,0 +1,123 @@
+"""musicnn as a backbone for real, on a tiny rendered run: frozen heads (Stage 1 and 2) on
+cached features, fine-tuning, checkpoints that name their backbone, predictions on audio."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import pytest
+import torch
+from conftest import cached_run, write_wav
+
+from helpers import cache, checkpoints, embed, models, predict, stage1, stage2, training
+from helpers.config import SPLITS, TrainingConfig
+from helpers.layout import RunLayout
+
+HEAD = TrainingConfig(epochs=4, lr=3e-3, batch_size=32, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def run(demo_set, tmp_path_factory):
+    path = cached_run(demo_set, tmp_path_factory.mktemp("backbone") / "run")
+    stage2.build_mixes(path, uses_per_clip=1, random_seed=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frozen(run):
+    return stage1.train_frozen(run, HEAD)
+
+
+def test_frozen_head_learns_and_stores_only_the_head(run, frozen):
+    layout = RunLayout(run)
+    history = pd.read_csv(layout.model("stage1", stage1.FROZEN).history_csv)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], "the head learns"
+    data = checkpoints.load_checkpoint(frozen.checkpoint)
+    assert all(k.startswith("head.") for k in data["state_dict"]), "no backbone weights stored"
+    backbone = data["meta"]["backbone"]
+    assert (backbone["checkpoint"], backbone["layer"]) == ("MTT_musicnn", "pool")
+    assert len(backbone["weights_sha256"]) == 64
+    assert frozen.parameters == 1506 * 4 + 4 + 2 * 1506  # linear head + its input batch norm
+    assert 0.0 <= frozen.test["accuracy"] <= 1.0
+
+
+def test_features_are_computed_once_and_rebuilt_when_damaged(run, frozen):
+    layout = RunLayout(run)
+    files = [layout.backbone_features("MTT_musicnn", s) for s in SPLITS]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    feats = embed.musicnn_features(layout, "MTT_musicnn", torch.device("cpu"), progress=False)
+    assert [f.stat().st_mtime_ns for f in files] == stamps, "reused, not recomputed"
+    assert set(feats["val"][0]) == {"pool", "penultimate", "taggram"}
+    assert feats["val"][0]["pool"].shape[1] == 1506
+    files[1].write_bytes(b"half a file")
+    again = embed.musicnn_features(layout, "MTT_musicnn", torch.device("cpu"), progress=False)
+    torch.testing.assert_close(again["val"][0]["pool"], feats["val"][0]["pool"])
+
+
+def test_a_frozen_head_predicts_on_audio_as_on_its_features(run, frozen, tmp_path):
+    model, meta = checkpoints.load_model(frozen.checkpoint)
+    layout = RunLayout(run)
+    feats, _ = embed.musicnn_features(layout, "MTT_musicnn", torch.device("cpu"),
+                                      progress=False, splits=("test",))["test"]
+    clips = cache.load_split(layout.cache("test"))
+    with torch.no_grad():
+        from_audio = model(clips.waves[:4].float())
+        from_features = model(feats["pool"][:4])
+    torch.testing.assert_close(from_audio, from_features, rtol=1e-4, atol=1e-4)
+    wav = write_wav(tmp_path / "song.wav", seconds=7.0, sr=22_050, channels=1)
+    result = predict.Predictor(frozen.checkpoint)(wav)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.present
+
+
+def test_an_edited_backbone_is_refused(frozen, tmp_path):
+    data = checkpoints.load_checkpoint(frozen.checkpoint)
+    for field, value in (("checkpoint", "MSD_musicnn"), ("weights_sha256", "0" * 64)):
+        edited = {**data, "meta": {**data["meta"],
+                                   "backbone": {**data["meta"]["backbone"], field: value}}}
+        path = tmp_path / f"{field}.pt"
+        torch.save(edited, path)
+        with pytest.raises(checkpoints.CheckpointError, match="backbone"):
+            checkpoints.load_model(path)
+
+
+def test_without_the_wheel_a_head_says_how_to_install_it(frozen, monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "musicnn" else real(name, *a))
+    assert predict.main(["--checkpoint", frozen.checkpoint, "x.wav"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "pip install --no-deps musicnn==0.1.0" in err and "best.pt" in err
+
+
+def test_stage2_frozen_head_on_mixes_tunes_thresholds(run, tmp_path):
+    result = stage2.train_frozen(run, HEAD)
+    data = checkpoints.load_checkpoint(result.checkpoint)
+    assert data["meta"]["task"] == "multi" and len(data["meta"]["thresholds"]) == 4
+    assert "tuned" in result.test
+    layout = RunLayout(run)
+    assert layout.backbone_features("MTT_musicnn", "train", mixes=True).is_file()
+    wav = write_wav(tmp_path / "mix.wav", seconds=5.0)
+    assert predict.Predictor(result.checkpoint)(wav).present
+
+
+def test_finetuning_trains_the_backbone_slower(run):
+    config = TrainingConfig(epochs=1, lr=1e-3, backbone_lr=0.1, eq_db=6.0, spec_masks=True,
+                            progress=False, device="cpu")
+    model = models.build("musicnn", n_outputs=4,
+                                  **stage1.model_kwargs("musicnn", config))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = training.optimizer(model, config)
+    assert [g["scale"] for g in opt.param_groups] == [1.0, 0.1]
+    assert type(model.backbone.augment).__name__ == "Identity"
+    result = stage1.train(run, "musicnn", config, variant="musicnn-finetune")
+    trained, meta = checkpoints.load_model(result.checkpoint)
+    assert meta["backbone"]["weights_sha256"] is None  # its weights are in the state dict
+    changed = [k for k, v in trained.state_dict().items()
+               if k.startswith("backbone.net.") and k.endswith("weight") and not torch.equal(
+                   v, before[k])]
+    assert changed, "the backbone's weights moved"
+    assert all(torch.equal(trained.state_dict()[k], before[k]) for k in before
+               if k.startswith("backbone.") and k.endswith("running_mean")), "BN statistics stay"
