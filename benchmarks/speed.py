@@ -1,8 +1,8 @@
 """Speed, measured in one run: training clips/s of Wave1DCNN (the 2020 project's 1D CNN) vs
-MelCNN, loader clips/s of the decode-once cache vs the 2020 project's per-item WAV load +
-normalise, MelCNN's training speed with the training recipe's augmentation vs without, a
-transfer-head epoch on precomputed features, and `helpers.predict` on a 3-minute stereo song on
-the CPU.
+MelCNN (and fine-tuned musicnn), loader clips/s of the decode-once cache vs the 2020 project's
+per-item WAV load + normalise, MelCNN's training speed with the training recipe's augmentation
+vs without, musicnn's feature throughput, head epochs on precomputed features, and
+`helpers.predict` on a 3-minute stereo song on the CPU.
 
     python benchmarks/speed.py              # CPU figures (a few minutes on 2 cores)
     python benchmarks/speed.py --epoch      # also a Stage-1 epoch on 1,732 clips (GPU: seconds)
@@ -52,7 +52,8 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
     augmentation and optimiser `config` asks for (default: none, Adam)."""
     config = config or TrainingConfig()
     torch.manual_seed(0)
-    model = models.build(name).to(device).train()
+    model = (models.build("musicnn", frozen=False) if name == "musicnn-finetune"
+             else models.build(name)).to(device).train()
     augment.equip(model, config)
     opt = training.optimizer(model, config)
     waves = augment.waves_for(config, 4)
@@ -152,16 +153,53 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
     return float(np.median(times[1:]))
 
 
-def predict_seconds(folder: Path, name: str, seconds: float = 180.0) -> float:
+def embed_rate(device: torch.device, batch: int = 32, batches: int = 3) -> float:
+    """Clips/s of musicnn's features (every layer, one pass) of 3 s stereo clips at 44.1 kHz,
+    log-mel preprocessing included: what `embed` costs per clip of a split."""
+    backbone = models.MusicnnFeatures().to(device).eval()
+    x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
+    with torch.no_grad():
+        backbone.layers(x)  # warm-up
+        _sync(device)
+        tic = time.perf_counter()
+        for _ in range(batches):
+            backbone.layers(x)
+        _sync(device)
+    return batch * batches / (time.perf_counter() - tic)
+
+
+def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5) -> float:
+    """One epoch of a linear head on cached musicnn pooled features (1,506 per clip) of IRMAS's
+    four-instrument training split (1,508 clips), batch 64, AdamW."""
+    feats = torch.randn(clips, 1506, device=device)
+    targets = torch.arange(clips, device=device) % 4
+    batches = TensorBatches(feats, targets, 64, shuffle=True)
+    model = models.build("musicnn").to(device).train()
+    opt = training.optimizer(model, TrainingConfig(optimizer="adamw"))
+    times = []
+    for epoch in range(epochs + 1):  # epoch 0 warms up
+        batches.set_epoch(epoch)
+        _sync(device)
+        tic = time.perf_counter()
+        for x, y in batches:
+            training.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
+        _sync(device)
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times[1:]))
+
+
+def predict_seconds(folder: Path, name: str, seconds: float = 180.0,
+                    hop: float = predict.HOP_SECONDS) -> float:
     """`helpers.predict` on a `seconds`-long stereo WAV on the CPU: read, resample-free,
-    3 s windows every 1.5 s, model, average. The weights do not change the time."""
+    3 s windows every `hop` s, model, average. The weights do not change the time (`musicnn`:
+    a head on frozen musicnn features, which runs the whole backbone per window)."""
     song = folder / "song.wav"
     rng = np.random.default_rng(0)
     sf.write(song, (0.1 * rng.standard_normal((int(seconds * SAMPLE_RATE), 2))).astype(
         np.float32), SAMPLE_RATE, subtype="PCM_16")
     ckpt = checkpoints.save_checkpoint(folder / f"{name}.pt", models.build(name),
                                        checkpoints.model_meta(name, task="multi"))
-    predictor = predict.Predictor(ckpt, device="cpu")
+    predictor = predict.Predictor(ckpt, device="cpu", hop_seconds=hop)
     predictor(song)  # warm-up
     tic = time.perf_counter()
     predictor(song)
@@ -205,10 +243,21 @@ def main() -> None:
     rows.append(("cache / WAV-from-page-cache loader speed", f"{cached / warm:.0f}x"))
     rows.append((f"transfer-head epoch, 2,265 mixes of features (2020: {reported_head} s)",
                  f"{transfer_epoch_seconds(device) * 1000:.1f} ms"))
+    per_clip = embed_rate(device)
+    rows.append((f"musicnn features clips/s on {device.type} (all layers, log-mel included)",
+                 f"{per_clip:.1f} (IRMAS's 6,705 clips: {6705 / per_clip / 60:.1f} min; "
+                 "goal <= 5 min)"))
+    rows.append(("frozen-musicnn head epoch, 1,508 clips of cached features (goal <= 1 s)",
+                 f"{head_epoch_seconds(device) * 1000:.1f} ms"))
+    tune = TrainingConfig.of(**RECIPE)
+    rows.append(("training clips/s, musicnn fine-tuned (recipe's log-mel EQ and masks)",
+                 f"{train_rate('musicnn-finetune', device, 16, args.steps, tune):.1f}"))
     with tempfile.TemporaryDirectory() as tmp:
-        for m in ("mel", "wave1d"):
+        for m in ("mel", "wave1d", "musicnn"):
             rows.append((f"predict a 3-minute stereo song on the CPU, {m}",
                          f"{predict_seconds(Path(tmp), m):.2f} s"))
+        rows.append(("predict a 3-minute stereo song on the CPU, musicnn, 3 s hop (60 windows; "
+                     "goal <= 2 s)", f"{predict_seconds(Path(tmp), 'musicnn', hop=3.0):.2f} s"))
     if args.epoch:
         for m in ("wave1d", "mel"):
             rows.append((f"Stage-1 epoch on 1,732 clips, {m} (2020: {reported:.0f} s)",

@@ -126,7 +126,7 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
     for files in _trained(run, STAGE2, "05_stage2_train"):
         model, meta = checkpoints.load_model(files.best, dev)
         checkpoints.check_classes(meta, classes, files.best)
-        if meta["model"] == "transfer":
+        if not checkpoints.hears_audio(meta):
             feats = cached_features(run, dev, False, meta.get("extractor", EXTRACTOR))
             batches = TensorBatches(*feats["test"], 256)
         else:

