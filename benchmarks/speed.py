@@ -138,16 +138,22 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
     feats = torch.randn(mixes, 254, device=device)
     targets = torch.zeros(mixes, 4, device=device)
     targets[torch.arange(mixes), torch.arange(mixes) % 4] = 1
-    batches = TensorBatches(feats, targets, 64, shuffle=True)
-    head = models.build("transfer").to(device).train()
-    opt = torch.optim.Adam(head.parameters(), 1e-4)
+    head = models.build("transfer").to(device)
+    return head_epoch(head, torch.optim.Adam(head.parameters(), 1e-4), LOSS,
+                      TensorBatches(feats, targets, 64, shuffle=True), device, epochs)
+
+
+def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: training.LossFn,
+               batches: TensorBatches, device: torch.device, epochs: int) -> float:
+    """Median seconds of an epoch of `head` on feature `batches`, after one to warm up."""
+    head.train()
     times = []
-    for epoch in range(epochs + 1):  # epoch 0 warms up
+    for epoch in range(epochs + 1):
         batches.set_epoch(epoch)
         _sync(device)
         tic = time.perf_counter()
         for x, y in batches:
-            training.train_step(head, opt, LOSS, x, y, device)
+            training.train_step(head, opt, loss, x, y, device)
         _sync(device)
         times.append(time.perf_counter() - tic)
     return float(np.median(times[1:]))
@@ -173,19 +179,10 @@ def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5)
     four-instrument training split (1,508 clips), batch 64, AdamW."""
     feats = torch.randn(clips, 1506, device=device)
     targets = torch.arange(clips, device=device) % 4
-    batches = TensorBatches(feats, targets, 64, shuffle=True)
-    model = models.build("musicnn").to(device).train()
-    opt = training.optimizer(model, TrainingConfig(optimizer="adamw"))
-    times = []
-    for epoch in range(epochs + 1):  # epoch 0 warms up
-        batches.set_epoch(epoch)
-        _sync(device)
-        tic = time.perf_counter()
-        for x, y in batches:
-            training.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
-        _sync(device)
-        times.append(time.perf_counter() - tic)
-    return float(np.median(times[1:]))
+    model = models.build("musicnn").to(device)
+    return head_epoch(model, training.optimizer(model, TrainingConfig(optimizer="adamw")),
+                      nn.functional.cross_entropy, TensorBatches(feats, targets, 64, shuffle=True),
+                      device, epochs)
 
 
 def predict_seconds(folder: Path, name: str, seconds: float = 180.0,

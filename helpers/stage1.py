@@ -52,14 +52,14 @@ def loss(config: TrainingConfig) -> training.LossFn:
     return functools.partial(nn.functional.cross_entropy, label_smoothing=config.label_smoothing)
 
 
-def model_kwargs(name: str, config: TrainingConfig) -> dict:
+def model_kwargs(name: str, config: TrainingConfig, frozen: bool = False) -> dict:
     """What `models.build` needs beyond the outputs: a pretrained backbone's checkpoint, layer
-    and head from `config` (trained whole: fine-tuned); nothing for the networks trained from
-    scratch."""
+    and head from `config`, trained whole (fine-tuned) or `frozen`; nothing for the networks
+    trained from scratch."""
     if name != "musicnn":
         return {}
     return {"checkpoint": config.backbone, "layer": config.layer, "hidden": config.head_hidden,
-            "frozen": False}
+            "frozen": frozen}
 
 
 FROZEN = "transfer-musicnn"  # a head on frozen musicnn features (`train_frozen`)
@@ -96,8 +96,7 @@ def fit_head(run: RunLayout, stage: str, variant: str, config: TrainingConfig, f
                for s, (f, y) in feats.items()}
     classes = runs.instruments(run)
     torch.manual_seed(config.random_seed)
-    kwargs = {"checkpoint": config.backbone, "layer": config.layer, "hidden": config.head_hidden,
-              "frozen": True}
+    kwargs = model_kwargs("musicnn", config, frozen=True)
     model = models.build("musicnn", n_outputs=len(classes), **kwargs)
     files = run.model(stage, variant)
     task = "single" if stage == STAGE else "multi"
