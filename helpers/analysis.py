@@ -263,13 +263,19 @@ def best(evaluations: dict[str, Evaluation], run: RunLayout | str | Path,
          stage: str | None = None) -> str:
     """The model the audio browsers show: the best *validation* score in its `metrics.json`
     (never a test score). Names are `stage/model`, or models of `stage`; between stages a
-    Stage-2 model wins (it is trained to name several instruments). Ties: the first."""
+    Stage-2 model wins (it is trained to name several instruments), and a model on a
+    pretrained backbone (musicnn) before one trained from scratch: in-run validation shares
+    the training set's timbre and cannot tell them apart, the accuracy benchmark's unheard
+    validation timbre can (README, Results). Ties: the first."""
     run = as_layout(run)
 
-    def validation(name: str) -> tuple[bool, float]:
+    def validation(name: str) -> tuple[bool, bool, float]:
         where, model = name.split("/", 1) if "/" in name else (stage, name)
-        path = run.model(where, model).metrics
-        return where == STAGE2, results.load(path).val_score if path.is_file() else -1.0
+        files = run.model(where, model)
+        pretrained = (files.best.is_file()
+                      and "backbone" in checkpoints.load_checkpoint(files.best)["meta"])
+        score = results.load(files.metrics).val_score if files.metrics.is_file() else -1.0
+        return where == STAGE2, pretrained, score
 
     return max(evaluations, key=validation)
 

@@ -10,7 +10,18 @@ import pytest
 import torch
 from conftest import cached_run
 
-from helpers import analysis, cache, report, results, runs, stage1, stage2, widgets
+from helpers import (
+    analysis,
+    cache,
+    checkpoints,
+    models,
+    report,
+    results,
+    runs,
+    stage1,
+    stage2,
+    widgets,
+)
 from helpers.config import TrainingConfig
 from helpers.layout import RunLayout
 
@@ -183,3 +194,10 @@ def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
     staged = {f"stage2/{k}": v for k, v in evaluations.items()}
     staged["stage1/mel"] = evaluations["good-on-test"]  # a Stage-1 model never outranks Stage 2
     assert analysis.best(staged, run) == "stage2/good-on-val"
+    # a head on the pretrained backbone comes first, whatever its in-font validation score
+    head = run.model("stage2", "transfer-musicnn")
+    checkpoints.save_checkpoint(head.best, models.build("musicnn"),
+                                checkpoints.model_meta("musicnn", task="multi"))
+    results.save(head.metrics, results.load(run.model("stage2", "good-on-test").metrics))
+    staged["stage2/transfer-musicnn"] = evaluations["good-on-test"]
+    assert analysis.best(staged, run) == "stage2/transfer-musicnn"

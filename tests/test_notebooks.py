@@ -42,22 +42,28 @@ def test_all_notebooks_run_end_to_end(notebook_run):
     for split in ["train", "val", "test"]:
         assert cache.load_split(layout.cache(split)).waves.dtype == torch.float16
     tiny = TINY_PARAMS["epochs"]
-    for model in ["mel", "wave1d"]:
+    for model in ["mel", "wave1d", "transfer-musicnn", "musicnn-finetune"]:
         result = results.load(layout.model("stage1", model).metrics)
         assert result.epochs_run == tiny[model] and result.training["epochs"] == tiny[model]
         meta = checkpoints.load_checkpoint(layout.model("stage1", model).best)["meta"]
         assert meta["training"]["epochs"] == tiny[model], "the checkpoint names its settings"
     assert {r.model for r in map(results.load, layout.metrics_files("stage1"))} == {
-        "mel", "wave1d"}
+        "mel", "wave1d", "transfer-musicnn", "musicnn-finetune"}
+    frozen = checkpoints.load_checkpoint(layout.model("stage2", "transfer-musicnn").best)
+    assert frozen["meta"]["backbone"]["checkpoint"] == "MTT_musicnn"
+    assert not any(k.startswith("backbone.") for k in frozen["state_dict"]), "head only"
     assert results.load(layout.baseline("forest")).model == "forest"
     assert len(list(layout.mix_wavs.glob("*_*+*.wav"))) == 12  # 6 pairs x 2
-    for variant in ["mel", "wave1d", "transfer", "wave1d-finetune"]:
+    for variant in ["mel", "wave1d", "transfer", "wave1d-finetune", "transfer-musicnn",
+                    "musicnn-finetune"]:
         result = results.load(layout.model("stage2", variant).metrics)
         assert result.epochs_run == tiny[variant]
     analysed = json.loads(layout.analysis.read_text())
     assert analysed["source"] == "demo"
-    assert set(analysed["excerpts"]) == {"stage1/mel", "stage1/wave1d", "stage2/mel",
-                                         "stage2/wave1d", "stage2/wave1d-finetune"}
+    assert set(analysed["excerpts"]) == {
+        f"{stage}/{model}" for stage in ("stage1", "stage2")
+        for model in ("mel", "wave1d", "transfer-musicnn", "musicnn-finetune")} | {
+        "stage2/wave1d-finetune"}
     assert {len(s) for s in analysed["excerpts"].values()} and all(
         s["items"] == analysed["excerpts"]["stage2/mel"]["items"] > 0
         for s in analysed["excerpts"].values())
