@@ -12,7 +12,7 @@ import torchaudio
 from torch import nn
 
 from helpers import musicnn
-from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE
+from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
 
 # (in, out, kernel, pool) of the 2020 project's six Conv1d-ReLU-MaxPool1d-BatchNorm1d blocks.
 WAVE1D_BLOCKS = ((2, 64, 11, 2), (64, 64, 9, 2), (64, 64, 7, 4), (64, 32, 5, 4), (32, 16, 5, 4),
@@ -123,8 +123,8 @@ class MusicnnFeatures(nn.Module):
     backbone is fine-tuned. Batch norm keeps the pretrained statistics in training too.
     """
 
-    def __init__(self, checkpoint: str = "MTT_musicnn", layer: str = "pool",
-                 pretrained: bool = True) -> None:
+    def __init__(self, checkpoint: str = TrainingConfig.backbone,
+                 layer: str = TrainingConfig.layer, pretrained: bool = True) -> None:
         super().__init__()
         if layer not in musicnn.LAYERS:
             raise ValueError(f"musicnn layer {layer!r}; choose one of {sorted(musicnn.LAYERS)}")
@@ -188,8 +188,8 @@ class MusicnnClassifier(nn.Module):
     `forward` takes clips `[B, 2, L]`, or `[B, n_features]` features this backbone already
     computed (frozen heads train on cached features, `embed`)."""
 
-    def __init__(self, n_outputs: int = len(CLASSES), checkpoint: str = "MTT_musicnn",
-                 layer: str = "pool", hidden: int = 0, frozen: bool = True,
+    def __init__(self, n_outputs: int = len(CLASSES), checkpoint: str = TrainingConfig.backbone,
+                 layer: str = TrainingConfig.layer, hidden: int = 0, frozen: bool = True,
                  dropout: float = 0.2) -> None:
         super().__init__()
         self.frozen = frozen

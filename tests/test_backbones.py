@@ -36,9 +36,9 @@ def test_frozen_head_learns_and_stores_only_the_head(run, frozen):
     data = checkpoints.load_checkpoint(frozen.checkpoint)
     assert all(k.startswith("head.") for k in data["state_dict"]), "no backbone weights stored"
     backbone = data["meta"]["backbone"]
-    assert (backbone["checkpoint"], backbone["layer"]) == ("MTT_musicnn", "pool")
+    assert (backbone["checkpoint"], backbone["layer"]) == ("MTT_musicnn", "penultimate")
     assert len(backbone["weights_sha256"]) == 64
-    assert frozen.parameters == 1506 * 4 + 4 + 2 * 1506  # linear head + its input batch norm
+    assert frozen.parameters == 200 * 4 + 4 + 2 * 200  # linear head + its input batch norm
     assert 0.0 <= frozen.test["accuracy"] <= 1.0
 
 
@@ -63,7 +63,7 @@ def test_a_frozen_head_predicts_on_audio_as_on_its_features(run, frozen, tmp_pat
     clips = cache.load_split(layout.cache("test"))
     with torch.no_grad():
         from_audio = model(clips.waves[:4].float())
-        from_features = model(feats["pool"][:4])
+        from_features = model(feats[meta["backbone"]["layer"]][:4])
     torch.testing.assert_close(from_audio, from_features, rtol=1e-4, atol=1e-4)
     wav = write_wav(tmp_path / "song.wav", seconds=7.0, sr=22_050, channels=1)
     result = predict.Predictor(frozen.checkpoint)(wav)
