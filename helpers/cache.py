@@ -80,6 +80,15 @@ def _stamp(target: Path) -> Path:
     return target.with_suffix(".json")  # read without loading the tensors
 
 
+def recorded_key(target: Path) -> str | None:
+    """The key a cache's stamp records (what it was built from), read without loading the
+    tensors; None when there is no readable stamp."""
+    try:
+        return json.loads(_stamp(Path(target)).read_text()).get("key")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
 def stale_reason(target: Path, key: str | None = None) -> str | None:
     """Why the cache at `target` cannot be used (None: it can): no stamp, sources or settings
     other than `key` (when given), or bytes that differ from the checksum it was written with."""

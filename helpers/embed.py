@@ -67,15 +67,17 @@ def musicnn_features(run: RunLayout, checkpoint: str, device: torch.device,
     backbone = models.MusicnnFeatures(checkpoint).to(device).eval()
     out = {}
     for split in splits:
-        clips = cache.load_split(run.cache(split), "cpu")
-        if mixes:
-            plan, meta = mixing.load_plan(run.mixes(split))
-            source, batches = meta["key"], mixing.MixBatches(clips.waves, plan, 32)
-        else:
-            source, batches = clips.key, ClipBatches(clips.waves, clips.labels, 32)
+        plan_meta = mixing.load_plan(run.mixes(split)) if mixes else None
+        # the key comes from the cache's stamp or the plan: fresh features cost no audio load
+        source = plan_meta[1]["key"] if mixes else cache.recorded_key(run.cache(split))
+
+        def compute(split=split, plan_meta=plan_meta):
+            clips = cache.load_split(run.cache(split), "cpu")
+            batches = (mixing.MixBatches(clips.waves, plan_meta[0], 32) if mixes
+                       else ClipBatches(clips.waves, clips.labels, 32))
+            return extract(backbone.layers, batches, device, progress,
+                           f"{checkpoint} {'mixes' if mixes else 'clips'} {split}")
+
         key = content_key(backbone.weights_sha256, source)
-        out[split] = stored(run.backbone_features(checkpoint, split, mixes), key,
-                            lambda b=batches, s=split: extract(
-                                backbone.layers, b, device, progress,
-                                f"{checkpoint} {'mixes' if mixes else 'clips'} {s}"))
+        out[split] = stored(run.backbone_features(checkpoint, split, mixes), key, compute)
     return out
