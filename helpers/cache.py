@@ -24,7 +24,7 @@ from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout
 from helpers.splits import balance_train
 
-FORMAT_VERSION = 2  # 2: the class list travels with the labels
+FORMAT_VERSION = 3  # 2: the class list travels with the labels; 3: high-passed, folded
 
 
 @dataclass
@@ -80,13 +80,26 @@ def _stamp(target: Path) -> Path:
     return target.with_suffix(".json")  # read without loading the tensors
 
 
+def _read_stamp(stamp: Path) -> dict:
+    """A stamp's record; `CacheError` naming the file when it is not a JSON object (a stamp of
+    `null`, a list, binary bytes or a half-written file)."""
+    try:
+        record = json.loads(stamp.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CacheError(f"{stamp}: stamp is not JSON ({err})") from err
+    if not isinstance(record, dict):
+        raise CacheError(f"{stamp}: stamp is {type(record).__name__}, not a JSON object")
+    return record
+
+
 def recorded_key(target: Path) -> str | None:
     """The key a cache's stamp records (what it was built from), read without loading the
     tensors; None when there is no readable stamp."""
     try:
-        return json.loads(_stamp(Path(target)).read_text()).get("key")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        key = _read_stamp(_stamp(Path(target))).get("key")
+    except (OSError, CacheError):
         return None
+    return key if isinstance(key, str) else None
 
 
 def stale_reason(target: Path, key: str | None = None) -> str | None:
@@ -98,9 +111,9 @@ def stale_reason(target: Path, key: str | None = None) -> str | None:
     if not stamp.is_file():
         return f"its stamp {stamp.name} is missing"
     try:
-        recorded = json.loads(stamp.read_text())
-    except json.JSONDecodeError:
-        return f"its stamp {stamp.name} is unreadable"
+        recorded = _read_stamp(stamp)
+    except CacheError as err:
+        return f"its stamp is malformed ({err})"
     if key is not None and recorded.get("key") != key:
         return "its source files or audio settings changed"
     if recorded.get("sha256") != file_digest(target):

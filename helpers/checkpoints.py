@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 from pathlib import Path
 
@@ -44,14 +45,23 @@ def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "chec
             f"{', '.join(classes)}: use a model trained on this run's instruments")
 
 
+# Metadata fields that change an answer, bound to the weights with the classes and backbone.
+BOUND = ("model", "model_kwargs", "task", "sample_rate", "clip_samples", "thresholds")
+MAX_CLIP_SECONDS = 30.0  # a window longer than this asks for memory no model here needs
+RATES = (8_000, 192_000)
+
+
 def fingerprint(state: dict[str, torch.Tensor], classes: list[str],
-                backbone: dict | None = None) -> str:
-    """Binds the class list (and the backbone a head was trained on: its checkpoint, layer and
-    weights, which a frozen head does not store) to the weights: an edited or reordered class
-    list or backbone no longer matches, so a model is never read with another meaning."""
+                backbone: dict | None = None, settings: dict | None = None) -> str:
+    """Binds the class list, the backbone a head was trained on (its checkpoint, layer and
+    weights, which a frozen head does not store) and the `settings` that change an answer
+    (`BOUND`: model, task, audio format, thresholds) to the weights: an edited field no longer
+    matches, so a model is never read with another meaning or run at another rate."""
     h = hashlib.sha256(json.dumps(classes).encode())
     if backbone is not None:
         h.update(json.dumps(backbone, sort_keys=True).encode())
+    if settings is not None:
+        h.update(json.dumps(settings, sort_keys=True).encode())
     for key in sorted(state):
         h.update(key.encode())
         h.update(state[key].detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy()
@@ -81,9 +91,24 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, **extra) -> 
     backbone = backbone_of(model)
     if backbone is not None:
         meta = {**meta, "backbone": backbone}
-    meta = {**meta, "fingerprint": fingerprint(state, meta["classes"], backbone)}
+    settings = _bound(meta)
+    meta = {**meta, "bound": sorted(settings),
+            "fingerprint": fingerprint(state, meta["classes"], backbone, settings)}
     payload = {"format": FORMAT, "state_dict": state, "meta": meta, **extra}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _why(err: Exception) -> str:
+    """torch's reason in a few words: its messages run to paragraphs that advise
+    `weights_only=False`, which would run whatever code the file holds."""
+    if isinstance(err, pickle.UnpicklingError):
+        return "it holds Python objects, not only tensors and settings; refused unexecuted"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return first if len(first) < 120 else type(err).__name__
+
+
+def _bound(meta: dict) -> dict:
+    return {k: meta[k] for k in BOUND if k in meta}
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -95,8 +120,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: empty file (an interrupted copy?); copy or train it again")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({err})") from err
+    except Exception as err:  # torch raises many kinds on a file that is not a checkpoint
+        raise CheckpointError(f"{path}: not a checkpoint of this project ({_why(err)}); "
+                              "give the best.pt a training run wrote") from err
     ours = (isinstance(data, dict) and data.get("format") == FORMAT
             and isinstance(data.get("state_dict"), dict)
             and all(isinstance(v, torch.Tensor) for v in data["state_dict"].values()))
@@ -130,7 +156,27 @@ def check_meta(meta, path: str | Path = "checkpoint") -> dict:
         value = meta.get(field)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise bad(field, f"is {value!r}, not a positive whole number")
+    if not RATES[0] <= meta["sample_rate"] <= RATES[1]:
+        raise bad("sample_rate", f"is {meta['sample_rate']}, not {RATES[0]:,} to {RATES[1]:,} Hz")
+    if meta["clip_samples"] > MAX_CLIP_SECONDS * meta["sample_rate"]:
+        raise bad("clip_samples", f"is {meta['clip_samples']:,}, over {MAX_CLIP_SECONDS:g} s")
+    if "thresholds" in meta:
+        _check_thresholds(meta["thresholds"], len(classes), bad)
+    if not isinstance(meta.get("fingerprint"), str):
+        raise bad("fingerprint", "is missing: this file was not saved by this project's "
+                  "save_checkpoint (or was edited); train or save the model again")
     return meta
+
+
+def _check_thresholds(thresholds, n_classes: int, bad) -> None:
+    """One probability per class (or one for all), each a finite number in [0, 1]."""
+    values = thresholds if isinstance(thresholds, list) else [thresholds]
+    if isinstance(thresholds, list) and len(values) != n_classes:
+        raise bad("thresholds", f"holds {len(values)} values for {n_classes} classes")
+    for value in values:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or not 0 <= value <= 1:
+            raise bad("thresholds", f"holds {value!r}, not a probability from 0 to 1")
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
@@ -140,11 +186,17 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     data = load_checkpoint(path, map_location)
     meta = check_meta(data.get("meta"), path)
     backbone = meta.get("backbone")
-    if "fingerprint" in meta and meta["fingerprint"] != fingerprint(data["state_dict"],
-                                                                    meta["classes"], backbone):
-        raise CheckpointError(f"{path}: metadata field 'classes' ({meta['classes']}) or "
-                              f"'backbone' ({backbone}) is not what these weights were trained "
-                              "with (edited or reordered?)")
+    settings = _bound(meta) if "bound" in meta else None  # None: saved before BOUND existed
+    if meta["fingerprint"] != fingerprint(data["state_dict"], meta["classes"], backbone,
+                                          settings):
+        raise CheckpointError(
+            f"{path}: its metadata is not what these weights were saved with: a field among "
+            f"'classes', 'backbone'{', ' + ', '.join(map(repr, BOUND)) if settings else ''} was "
+            "edited or reordered; use the file as training wrote it")
+    for key, value in data["state_dict"].items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: weight {key!r} holds NaN or infinite values (a "
+                                  "diverged training run?); train the model again")
     try:
         model = models.build(meta["model"], n_outputs=len(meta["classes"]),
                              **meta.get("model_kwargs", {}))

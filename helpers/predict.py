@@ -18,15 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from helpers.audio import AudioError, AudioStream, fix_length, peak_normalise
+from helpers.audio import AudioError, AudioStream, fix_length, peak_normalise, unflip
 from helpers.checkpoints import CheckpointError, hears_audio, load_model
 from helpers.config import CLASS_NAMES, CLIP_SAMPLES, SAMPLE_RATE
 
@@ -35,6 +39,9 @@ MIN_HOP_SECONDS = 0.1  # finer hops multiply the windows without hearing anythin
 THRESHOLD = 0.5
 # A window whose RMS is below -60 dBFS is silence (16-bit dither sits near -90 dBFS).
 SILENCE_RMS = 10 ** (-60 / 20)
+# A window more than this far below the file's loudest is its noise floor (tape hiss, room
+# tone, a fade), not the music: it does not count towards the file's answer.
+QUIET_DB = 30.0
 
 
 def stream_windows(blocks: Iterable[torch.Tensor], length: int, hop: int
@@ -59,11 +66,13 @@ def stream_windows(blocks: Iterable[torch.Tensor], length: int, hop: int
 
 @dataclass
 class Heard:
-    """Averaged probabilities `[C]` over the audible windows, and how many windows there were."""
+    """Averaged probabilities `[C]` over the windows that count, and how many windows there
+    were: `silent` below the absolute floor, `quiet` more than `QUIET_DB` below the loudest."""
 
     probs: torch.Tensor
     windows: int
     silent: int
+    quiet: int = 0
 
     @property
     def all_silent(self) -> bool:
@@ -73,31 +82,40 @@ class Heard:
 @torch.no_grad()
 def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tensor],
          hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> Heard:
-    """Windows of a `[2, N]` recording (or of its blocks, as `AudioStream` yields them), silent
-    ones left out, the rest batched through `model`; probabilities averaged."""
+    """Windows of a `[2, N]` recording (or of its blocks, as `AudioStream` yields them), each
+    un-flipped and peak-normalised as training clips are and batched through `model`. Once
+    all are heard, the file's probabilities are the mean over the windows that are neither
+    silent (absolute floor) nor quiet (more than `QUIET_DB` below the loudest window): a noise
+    floor, normalised to full scale like every window, must not outvote the music. Only a
+    level and `C` probabilities per window are kept, so streaming stays."""
     device = next(model.parameters()).device
     length = meta["clip_samples"]
     hop = max(1, round(hop_seconds * meta["sample_rate"]))
     blocks = [audio] if isinstance(audio, torch.Tensor) else audio
-    total, count, silent, batch = torch.zeros(len(meta["classes"])), 0, 0, []
+    levels: list[float] = []
+    probs: dict[int, torch.Tensor] = {}  # window index -> probabilities, audible ones only
+    batch: list[tuple[int, torch.Tensor]] = []
 
-    def run(batch: list[torch.Tensor]) -> torch.Tensor:
-        logits = model(peak_normalise(torch.stack(batch)).to(device)).float()
-        probs = logits.softmax(dim=1) if meta["task"] == "single" else logits.sigmoid()
-        return probs.sum(dim=0).cpu()
+    def run(batch: list[tuple[int, torch.Tensor]]) -> None:
+        logits = model(peak_normalise(torch.stack([w for _, w in batch])).to(device)).float()
+        out = logits.softmax(dim=1) if meta["task"] == "single" else logits.sigmoid()
+        probs.update(zip([i for i, _ in batch], out.cpu()))
 
-    for window in stream_windows(blocks, length, hop):
-        count += 1
-        if window.square().mean().sqrt() < SILENCE_RMS:
-            silent += 1
-            continue
-        batch.append(window)
+    for index, window in enumerate(stream_windows(blocks, length, hop)):
+        window = unflip(window)
+        levels.append(window.square().mean().sqrt().item())
+        if levels[-1] >= SILENCE_RMS:
+            batch.append((index, window))
         if len(batch) == batch_size:
-            total, batch = total + run(batch), []
+            run(batch)
+            batch = []
     if batch:
-        total = total + run(batch)
-    audible = count - silent
-    return Heard(total / audible if audible else total, count, silent)
+        run(batch)
+    floor = max([SILENCE_RMS, *levels]) * 10 ** (-QUIET_DB / 20)
+    counted = [probs[i] for i, level in enumerate(levels) if level >= max(floor, SILENCE_RMS)]
+    total = torch.stack(counted).mean(0) if counted else torch.zeros(len(meta["classes"]))
+    silent = sum(level < SILENCE_RMS for level in levels)
+    return Heard(total, len(levels), silent, len(levels) - silent - len(counted))
 
 
 def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
@@ -122,23 +140,35 @@ def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THR
 
 @dataclass
 class Prediction:
-    """What a model hears in one file: probability per class code and the classes present."""
+    """What a model hears in one file: probability per class code and the classes present,
+    and what a reader must know to trust it (windows left out, a cut or unrecorded length)."""
 
     path: str
     seconds: float
     probabilities: dict[str, float]
     present: list[str]
     silent: bool = False
-    declared_seconds: float | None = None  # set when less decoded than the header declares
+    declared_seconds: float | None = None  # set when less decoded than the file promised
+    cut: bool = False  # the file promised more than decoded (declared_seconds, if it said)
+    length_unrecorded: bool = False  # a WAV written to a pipe: its header has no length
+    windows: int = 0
+    quiet_windows: int = 0  # more than QUIET_DB below the loudest: left out of the answer
 
     def line(self) -> str:
         where = f"{self.path} ({self.seconds:.1f} s"
         if self.declared_seconds is not None:
             where += f", decoded {self.seconds:.1f} of {self.declared_seconds:.1f} s"
+        elif self.cut:
+            where += ", cut: the stream ends without its last page"
+        if self.length_unrecorded:
+            where += ", length not recorded in its header"
         if self.silent:
             return f"{where}): silent, no instrument named"
         named = ", ".join(f"{CLASS_NAMES.get(c, c)} {self.probabilities[c]:.0%}"
                           for c in self.present)
+        if self.quiet_windows:
+            named += (f" ({self.quiet_windows} of {self.windows} windows left out: more than "
+                      f"{QUIET_DB:.0f} dB below the loudest)")
         return f"{where}): {named}"
 
 
@@ -168,15 +198,19 @@ class Predictor:
         return probabilities(self.model, self.meta, wave, self.hop_seconds)
 
     def __call__(self, path: str | Path) -> Prediction:
-        """Predict one file, read a block at a time; raises `AudioError` (naming it) when it
-        cannot be used."""
+        """Predict one file, read a block at a time (`-`: standard input); raises `AudioError`
+        (naming it) when it cannot be used."""
+        if str(path) == STDIN:
+            with _spooled_stdin() as copy:
+                return replace(self(copy), path=STDIN)
         stream = AudioStream(path, self.meta["sample_rate"])
         heard = hear(self.model, self.meta, stream, self.hop_seconds)
         named = present(heard.probs, self.meta["task"], self.threshold).bool().tolist()
-        return Prediction(str(path), stream.decoded_seconds,
+        return Prediction(_printable(path), stream.decoded_seconds,
                           dict(zip(self.classes, heard.probs.tolist())),
                           [c for c, on in zip(self.classes, named) if on], heard.all_silent,
-                          stream.declared_seconds if stream.cut_short else None)
+                          stream.declared_seconds if stream.cut else None, stream.cut,
+                          stream.length_unrecorded, heard.windows, heard.quiet)
 
     def each(self, paths: Iterable[str | Path]) -> Iterator[Prediction | Exception]:
         """A `Prediction` per file, or the error that file raised; never stops early."""
@@ -185,7 +219,30 @@ class Predictor:
                 yield self(path)
             except Exception as err:  # one bad file must not cost the others their answer
                 yield err if isinstance(err, AudioError) else AudioError(
-                    f"{path}: {type(err).__name__}: {err}")
+                    f"{_printable(path)}: {type(err).__name__}: {err}")
+
+
+STDIN = "-"
+
+
+@contextmanager
+def _spooled_stdin() -> Iterator[Path]:
+    """Standard input copied to a temporary file a block at a time (a decoder needs to seek;
+    memory stays one block); refused when nothing is piped in."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise AudioError("-: reads standard input, but nothing is piped in "
+                         "(`cat song.wav | irmas-predict --checkpoint CK -`)")
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "stdin"
+        with open(copy, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        yield copy
+
+
+def _printable(path: str | Path) -> str:
+    """A file name as text that any terminal or JSON encoder takes: bytes that are not UTF-8
+    (kept by Python as surrogates) are shown as \\x escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _number(low: float, high: float, what: str, low_open: bool = False):
@@ -225,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         "trained checkpoint (it names the instruments it was trained on).")
     clip_seconds = CLIP_SAMPLES / SAMPLE_RATE
     parser.add_argument("--checkpoint", required=True, help="a best.pt from stage1/ or stage2/")
-    parser.add_argument("files", nargs="+", help="audio files soundfile reads (WAV, FLAC, OGG…)")
+    parser.add_argument("files", nargs="+",
+                        help="audio files soundfile reads (WAV, FLAC, OGG…); - reads standard "
+                        "input")
     parser.add_argument("--json", action="store_true", help="one JSON object per file")
     parser.add_argument("--hop", default=HOP_SECONDS,
                         type=_number(MIN_HOP_SECONDS, round(clip_seconds, 2), "the hop"),
@@ -235,20 +294,31 @@ def main(argv: list[str] | None = None) -> int:
                         f"the checkpoint's thresholds tuned on validation, else {THRESHOLD}")
     parser.add_argument("--device", default="cpu", type=_device, help="cpu (default) or cuda")
     args = parser.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         predictor = Predictor(args.checkpoint, args.device, args.hop, args.threshold)
     except (OSError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: --checkpoint {_printable(args.checkpoint)}: "
+              f"{str(err).replace(str(args.checkpoint) + ': ', '', 1)}", file=sys.stderr)
         return 2
     failed = 0
-    for result in predictor.each(args.files):
-        if isinstance(result, Exception):
-            failed += 1
-            print(f"error: {result}", file=sys.stderr)
-        elif args.json:
-            print(json.dumps(asdict(result)))
-        else:
-            print(result.line())
+    try:
+        for path, result in zip(args.files, predictor.each(args.files)):
+            if isinstance(result, Exception):  # on the terminal even when stdout is a file
+                failed += 1
+                print(f"error: {result}", file=sys.stderr, flush=True)
+            if args.json:
+                row = ({"file": _printable(path), "error": str(result)}
+                       if isinstance(result, Exception)
+                       else {"file": result.path, **asdict(result)})
+                print(json.dumps(row, allow_nan=False), flush=True)
+            elif not isinstance(result, Exception):
+                print(result.line(), flush=True)
+    except BrokenPipeError:  # a reader such as `head` has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 1 if failed else 0
 
 

@@ -111,3 +111,15 @@ def test_a_source_file_replaced_after_caching_is_noticed(demo_set, tmp_path, cap
     i, j = again.paths.index(replaced), again.paths.index(other)
     assert torch.equal(again.waves[i], again.waves[j]) and not torch.equal(
         first.waves[i], again.waves[i])
+
+
+@pytest.mark.parametrize("stamp", [b"null", b"[]", b"\xff\xfe\x00binary", b'{"key": 3', b""])
+def test_a_malformed_stamp_is_a_cache_error_naming_it(demo_set, tmp_path, stamp):
+    root, manifest = demo_set
+    path = cache.build_split(manifest, root, "val", tmp_path / "val.pt", progress=False)
+    path.with_suffix(".json").write_bytes(stamp)
+    with pytest.raises(cache.CacheError, match=r"val\.json.*malformed|malformed.*val\.json"):
+        cache.load_split(path)
+    assert cache.recorded_key(path) is None
+    cache.build_split(manifest, root, "val", path, progress=False)  # rebuilt, not a traceback
+    assert len(cache.load_split(path)) == (manifest["split"] == "val").sum()

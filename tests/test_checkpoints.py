@@ -28,13 +28,26 @@ CASES = [
     ({"classes": ["vio", "pia", "tru", "gac"]}, "classes"),  # reordered: violin read as guitar
     ({"classes": ["gac", "pia", "tru", "xyz"]}, "classes"),
     ({"model": "resnet"}, "model"),
-    ({"model_kwargs": {"n_mels": 64}}, "weights do not fit"),
+    ({"model_kwargs": {"n_mels": 64}}, "model_kwargs"),
+    ({"model_kwargs": {"n_mels": 10**7}}, "model_kwargs"),  # would ask for gigabytes
     ({"model_kwargs": {"colour": "red"}}, "model_kwargs"),
     ({"meta": None}, "meta"),
     ({"sample_rate": 0}, "sample_rate"),
     ({"clip_samples": 0}, "clip_samples"),
     ({"task": "bogus"}, "task"),
     ({"task": None}, "task"),
+    ({"task": "single"}, "task"),  # valid, but not what the weights were trained for
+    ({"sample_rate": 22_050}, "sample_rate"),
+    ({"sample_rate": 10**9}, "sample_rate"),
+    ({"clip_samples": 10**10}, "clip_samples"),
+    ({"thresholds": [float("nan")] * 4}, "thresholds"),
+    ({"thresholds": [2.0] * 4}, "thresholds"),
+    ({"thresholds": [-1.0] * 4}, "thresholds"),
+    ({"thresholds": [True] * 4}, "thresholds"),
+    ({"thresholds": [0.5] * 3}, "thresholds"),
+    ({"thresholds": [0.4] * 4}, "thresholds"),  # in range, but not what was tuned
+    ({"fingerprint": None}, "fingerprint"),
+    ({"bound": None}, "edited"),  # the fingerprint then no longer matches
 ]
 
 
@@ -47,6 +60,24 @@ def test_lying_metadata_is_refused_naming_the_field(checkpoint, tmp_path, capsys
     assert predict.main(["--checkpoint", str(path), str(song)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and field in err and str(path) in err
+
+
+def test_non_finite_weights_are_refused(checkpoint, tmp_path):
+    model, meta = checkpoints.load_model(checkpoint)
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    path = checkpoints.save_checkpoint(tmp_path / "nan.pt", model, meta)
+    with pytest.raises(checkpoints.CheckpointError, match="NaN or infinite"):
+        checkpoints.load_model(path)
+
+
+def test_thresholds_are_bound_to_the_weights(checkpoint, tmp_path):
+    """A checkpoint saved again with tuned thresholds (as Stage 2 does) loads with them."""
+    model, meta = checkpoints.load_model(checkpoint)
+    path = checkpoints.save_checkpoint(tmp_path / "tuned.pt", model,
+                                       {**meta, "thresholds": [0.3, 0.4, 0.5, 0.6]})
+    assert checkpoints.load_model(path)[1]["thresholds"] == [0.3, 0.4, 0.5, 0.6]
+    assert predict.Predictor(path).threshold == [0.3, 0.4, 0.5, 0.6]
 
 
 def test_an_empty_file_says_so(tmp_path):
