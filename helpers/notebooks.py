@@ -14,6 +14,9 @@ from pathlib import Path
 from helpers.layout import RunLayout
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# A busy machine is slow, not broken: nbclient waits 4 s for output and 60 s for a kernel.
+STARTUP_SECONDS = 600
+IOPUB_SECONDS = 120
 
 
 def notebook_paths(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
@@ -51,6 +54,7 @@ def run_all(
             str(nb), str(out_dir / nb.name),
             parameters={k: v for k, v in params.items() if k in declared},
             progress_bar=False, log_output=log,
+            start_timeout=STARTUP_SECONDS, iopub_timeout=IOPUB_SECONDS,
         )
         print(f"{nb.name}: {time.perf_counter() - start:.0f} s -> {out_dir / nb.name}", flush=True)
         written.append(out_dir / nb.name)

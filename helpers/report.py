@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import re
 import sys
 from pathlib import Path
 
@@ -92,22 +91,87 @@ def excerpt_table(scores: dict[str, dict]) -> pd.DataFrame:
     return table
 
 
+# What each table reads from a record, and the scores that are fractions (in [0, 1]).
+NEEDED = {STAGE1: {"accuracy": None},
+          STAGE2: {"threshold": {"per_label_accuracy", "exact_match", "micro_f1", "macro_f1",
+                                 "count_accuracy"}, "top_k": {"exact_match"}, "lrap": None}}
+FRACTIONS = {"accuracy", "exact_match", "micro_f1", "macro_f1", "per_label_accuracy",
+             "count_accuracy", "lrap", "val_score"}
+EXCERPT_FIELDS = {"items", "exact_match", "micro_f1", "macro_f1", "f1"}
+
+
+def _check_fractions(where: Path, data, path: str = "") -> None:
+    """Every score named in `FRACTIONS`, at any depth, is a number from 0 to 1: a 7.5 would
+    print as 750.0%."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if key in FRACTIONS and value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not 0 <= value <= 1):
+            raise ValueError(f"{where}: {path}{key} is {value!r}, not a score from 0 to 1; run "
+                             "the notebook that wrote it again")
+        _check_fractions(where, value, f"{path}{key}.")
+
+
+def check_records(run: RunLayout) -> None:
+    """Refuse a run folder whose tables would come out shorter or wrong without a word: a
+    model folder with a checkpoint but no `metrics.json`, or a record without the fields
+    its table reads. The error names the file."""
+    for stage, needed in NEEDED.items():
+        folder = run.root / stage
+        for model in sorted(folder.iterdir()) if folder.is_dir() else []:
+            trained = any((model / name).is_file() for name in ("best.pt", "last.pt"))
+            if trained and not (model / "metrics.json").is_file():
+                raise ValueError(f"missing: {model / 'metrics.json'} (the folder holds a "
+                                 "checkpoint but no results record): train that model again "
+                                 "or delete its folder")
+        for path in run.metrics_files(stage):
+            record = results.load(path)
+            if isinstance(record, results.BaselineResult):
+                _check_fractions(path, {"val_score": record.val_score,
+                                        "accuracy": record.test_score})
+                continue
+            test = record.test if isinstance(record.test, dict) else {}
+            for key, inner in needed.items():
+                if key not in test or (inner and not (isinstance(test[key], dict)
+                                                      and inner <= set(test[key]))):
+                    raise ValueError(f"{path}: its test scores lack {key!r}"
+                                     f"{' (' + ', '.join(sorted(inner)) + ')' if inner else ''}"
+                                     "; run the notebook that wrote it again")
+            _check_fractions(path, {"val_score": record.val_score, "test": test})
+
+
 def _excerpts(run: RunLayout) -> str:
     if not run.analysis.is_file():
         return "Test excerpts: not evaluated in this run (notebook 06 writes `analysis/`)."
     data = runs.read_json(run.analysis, "06_analysis")
+    rerun = "run notebooks/06_analysis.ipynb again to rewrite it"
+    settings = data.get("settings") if isinstance(data, dict) else None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{run.analysis}: not the record notebook 06 writes; {rerun}")
     if "excerpts" not in data:
-        return ("Test excerpts: not evaluated in this run (notebook 06 ran with "
-                "`evaluate_excerpts = False`).")
-    hop = data["settings"].get("hop_seconds")
+        if settings.get("evaluate_excerpts") is False:
+            return ("Test excerpts: not evaluated in this run (notebook 06 ran with "
+                    "`evaluate_excerpts = False`).")
+        raise ValueError(f"{run.analysis}: holds no excerpt scores and does not say they were "
+                         f"skipped; {rerun}")
+    excerpts = data["excerpts"]
+    if (not isinstance(excerpts, dict) or not excerpts
+            or not all(isinstance(s, dict) and set(s) >= EXCERPT_FIELDS
+                       and isinstance(s["f1"], dict) for s in excerpts.values())):
+        raise ValueError(f"{run.analysis}: its excerpt scores are not what notebook 06 writes "
+                         f"(each model needs {', '.join(sorted(EXCERPT_FIELDS))}); {rerun}")
+    _check_fractions(run.analysis, {"excerpts": excerpts})
+    hop = settings.get("hop_seconds")
     text = (f"Whole test excerpts ({data['source']}), 3 s windows every {hop} s, probabilities "
             "averaged per excerpt (`analysis/metrics.json`):\n\n"
-            + markdown(excerpt_table(data["excerpts"])))
-    n_classes = len(next(iter(data["excerpts"].values()))["f1"])
+            + markdown(excerpt_table(excerpts)))
+    n_classes = len(next(iter(excerpts.values()))["f1"])
     if n_classes == len(ALL_CLASSES):
         text += ("\n\nBeside the published IRMAS results (eleven instruments; IRMAS's official "
                  "test set for them, this run's test excerpts for us):\n\n"
-                 + markdown(published_table(data["excerpts"], data["source"], n_classes)))
+                 + markdown(published_table(excerpts, data["source"], n_classes)))
     return text
 
 
@@ -116,6 +180,7 @@ def results_markdown(run: RunLayout | str | Path) -> str:
     run = as_layout(run)
     run_dir = run.root
     manifest, _, source = runs.load_dataset(run)
+    check_records(run)
     clips = manifest["split"].value_counts()
     sizes = (", ".join(f"{clips.get(s, 0):,} {s}" for s in SPLITS) + " clips, "
              f"{clips.get(IRMAS_TEST_SPLIT, 0):,} test excerpts")
@@ -146,12 +211,26 @@ def _stage2(run: RunLayout) -> str:
 
 
 def replace_block(text: str, block: str, name: str = "README.md") -> str:
-    """`text` with everything between the results markers replaced by `block`."""
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{name} has no {START} … {END} block to replace; add the two markers "
-                         "where the results belong")
-    return pattern.sub(lambda _: f"{START}\n{block}\n{END}", text)
+    """`text` with everything between the results markers replaced by `block`; a file with
+    other than exactly one pair, in order, is refused (which pair would be meant?)."""
+    starts, ends = text.count(START), text.count(END)
+    if (starts, ends) != (1, 1) or text.index(START) > text.index(END):
+        found = (f"{starts} {START} and {ends} {END}" if (starts, ends) != (1, 1)
+                 else f"{END} before {START}")
+        raise ValueError(f"{name} needs exactly one {START} … {END} block to replace, and has "
+                         f"{found}; keep one pair where the results belong")
+    head, rest = text.split(START)
+    return f"{head}{START}\n{block}\n{END}{rest.split(END)[1]}"
+
+
+def write_block(target: Path, block: str) -> Path:
+    """Replace the results block of `target` in place: through a symlink to the file it
+    names, keeping that file's mode, written atomically."""
+    real = target.resolve()
+    text = replace_block(real.read_text(), block, str(target))
+    mode = real.stat().st_mode & 0o7777
+    atomic_write(real, lambda tmp: (tmp.write_text(text), tmp.chmod(mode)))
+    return real
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,12 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         block = results_markdown(args.run_dir)
         if args.write:
-            text = replace_block(args.write.read_text(), block, str(args.write))
-            atomic_write(args.write, lambda tmp: tmp.write_text(text))
+            write_block(args.write, block)
             print(f"updated the results block of {args.write} from {args.run_dir}")
         else:
             print(block)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

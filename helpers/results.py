@@ -62,7 +62,7 @@ def load(path: str | Path) -> Result:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
     kinds = {cls.__name__: cls for cls in (TrainResult, BaselineResult)}
     cls = kinds.get(data.pop("kind", None)) if isinstance(data, dict) else None

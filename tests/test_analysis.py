@@ -160,10 +160,77 @@ def test_report_without_excerpts_writes_the_rest_and_says_what_is_missing(run, t
     sections = {"clips": analysis.evaluate_clips(run, "cpu")}
     other = tmp_path / "run"
     shutil.copytree(run, other)
-    analysis.save(other, sections, hop_seconds=1.5)  # notebook 06 with evaluate_excerpts=False
+    analysis.save(other, sections, hop_seconds=1.5, evaluate_excerpts=False)  # as notebook 06
     block = report.results_markdown(other)
     assert "#### Stage 1" in block and "| mel | demo (this run) |" in block
     assert "evaluate_excerpts = False" in block
+    analysis.save(other, sections, hop_seconds=1.5)  # excerpts neither scored nor said skipped
+    with pytest.raises(ValueError, match="holds no excerpt scores and does not say"):
+        report.results_markdown(other)
+
+
+def _broken(run, tmp_path, where: str, content) -> Path:
+    other = tmp_path / "run"
+    shutil.copytree(run, other)
+    if where.startswith("analysis"):
+        analysis.save(other, {"excerpts": analysis.evaluate_excerpts(other, device="cpu",
+                                                                     progress=False)},
+                      hop_seconds=1.5)
+    target = other / where
+    if content is None:
+        target.unlink()
+    elif isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        data = json.loads(target.read_text())
+        content(data)
+        target.write_text(json.dumps(data))
+    return other
+
+
+def _set(*keys, value):
+    def edit(data):
+        for key in keys[:-1]:
+            data = data[key]
+        data[keys[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("where,content,message", [
+    ("stage1/mel/metrics.json", None, "missing: .*stage1/mel/metrics.json"),
+    ("stage2/mel/metrics.json", None, "missing: .*stage2/mel/metrics.json"),
+    ("stage1/mel/metrics.json", _set("test", "accuracy", value=7.5), "test.accuracy is 7.5"),
+    ("stage1/mel/metrics.json", _set("test", value={}), "lack 'accuracy'"),
+    ("stage2/mel/metrics.json", _set("test", "top_k", value=[]), "lack 'top_k'"),
+    ("stage1/mel/metrics.json", _set("val_score", value="high"), "val_score is 'high'"),
+    ("stage1/mel/metrics.json", b"\xff\xfe binary", "not valid JSON"),
+    ("analysis/metrics.json", _set("excerpts", value=[1, 2]), "excerpt scores are not"),
+    ("analysis/metrics.json", _set("settings", value=None), "not the record notebook 06"),
+])
+def test_report_never_drops_or_invents_a_row(run, tmp_path, capsys, where, content, message):
+    other = _broken(run, tmp_path, where, content)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.START}\nold\n{report.END}\n")
+    assert report.main(["--run-dir", str(other), "--write", str(readme)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err) and "Traceback" not in err
+    assert "\nold\n" in readme.read_text(), "the README is left as it was"
+
+
+def test_write_keeps_the_symlink_and_mode_and_refuses_two_blocks(run, tmp_path, capsys):
+    real = tmp_path / "docs" / "README.md"
+    real.parent.mkdir()
+    real.write_text(f"a\n{report.START}\nstale numbers\n{report.END}\nb\n")
+    real.chmod(0o640)
+    link = tmp_path / "README.md"
+    link.symlink_to(real)
+    assert report.main(["--run-dir", str(run), "--write", str(link)]) == 0
+    assert link.is_symlink() and "stale numbers" not in real.read_text()
+    assert real.stat().st_mode & 0o777 == 0o640
+    twice = real.read_text() + f"{report.START}\nkeep\n{report.END}\n"
+    real.write_text(twice)
+    assert report.main(["--run-dir", str(run), "--write", str(link)]) == 1
+    assert "exactly one" in capsys.readouterr().err and real.read_text() == twice
 
 
 @pytest.mark.parametrize("where", ["stage1/mel/metrics.json", "analysis/metrics.json"])

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 from conftest import REPO
 
+from helpers import notebooks
 from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -67,7 +68,9 @@ def voila(notebook_run, tmp_path_factory):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "voila", str(pages), "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", "--ServerApp.token=", "--NotebookClient.timeout=600"],
+         "--Voila.ip=127.0.0.1", "--ServerApp.token=", "--NotebookClient.timeout=600",
+         f"--NotebookClient.iopub_timeout={notebooks.IOPUB_SECONDS}",
+         f"--NotebookClient.startup_timeout={notebooks.STARTUP_SECONDS}"],
         cwd=pages, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
