@@ -46,7 +46,8 @@ def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "chec
 
 
 # Metadata fields that change an answer, bound to the weights with the classes and backbone.
-BOUND = ("model", "model_kwargs", "task", "sample_rate", "clip_samples", "thresholds")
+BOUND = ("model", "model_kwargs", "task", "sample_rate", "clip_samples", "thresholds",
+         "names_nothing", "confidence_floor")
 MAX_CLIP_SECONDS = 30.0  # a window longer than this asks for memory no model here needs
 RATES = (8_000, 192_000)
 
@@ -162,21 +163,25 @@ def check_meta(meta, path: str | Path = "checkpoint") -> dict:
         raise bad("clip_samples", f"is {meta['clip_samples']:,}, over {MAX_CLIP_SECONDS:g} s")
     if "thresholds" in meta:
         _check_thresholds(meta["thresholds"], len(classes), bad)
+    if "confidence_floor" in meta:
+        _check_thresholds(meta["confidence_floor"], len(classes), bad, "confidence_floor")
+    if not isinstance(meta.get("names_nothing", False), bool):
+        raise bad("names_nothing", f"is {meta['names_nothing']!r}, not true or false")
     if not isinstance(meta.get("fingerprint"), str):
         raise bad("fingerprint", "is missing: this file was not saved by this project's "
                   "save_checkpoint (or was edited); train or save the model again")
     return meta
 
 
-def _check_thresholds(thresholds, n_classes: int, bad) -> None:
+def _check_thresholds(thresholds, n_classes: int, bad, field: str = "thresholds") -> None:
     """One probability per class (or one for all), each a finite number in [0, 1]."""
     values = thresholds if isinstance(thresholds, list) else [thresholds]
     if isinstance(thresholds, list) and len(values) != n_classes:
-        raise bad("thresholds", f"holds {len(values)} values for {n_classes} classes")
+        raise bad(field, f"holds {len(values)} values for {n_classes} classes")
     for value in values:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or not math.isfinite(value) or not 0 <= value <= 1:
-            raise bad("thresholds", f"holds {value!r}, not a probability from 0 to 1")
+            raise bad(field, f"holds {value!r}, not a probability from 0 to 1")
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"

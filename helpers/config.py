@@ -145,6 +145,10 @@ class TrainingConfig:
     eq_db: float = 0.0  # random spectral tilt and band gains of up to ± this many dB (log-mel)
     spec_masks: bool = False  # SpecAugment: one frequency and one time mask per clip (log-mel)
     dynamic_mixing: bool = False  # Stage 2: fresh training mixes every epoch, not one fixed plan
+    # Stage 2: share of each training batch replaced by windows where no instrument plays
+    # (hiss, hum, clicks, silence; `helpers.nothing`) with an all-zero target, so a model can
+    # name nothing; `irmas-predict` then names no instrument where none reaches its threshold.
+    nothing: float = 0.1
     # A pretrained backbone (musicnn, `helpers.musicnn`): which checkpoint ("MTT_musicnn" or
     # "MSD_musicnn") and layer ("pool", "penultimate", "taggram") a head reads, the head's
     # hidden units (0: linear), and the backbone's learning rate as a fraction of `lr` when it
@@ -163,6 +167,8 @@ class TrainingConfig:
                 raise ValueError(f"{knob}={getattr(self, knob)!r}; choose one of {allowed}")
         if not 0.0 <= self.mix_under <= 1.0:
             raise ValueError(f"mix_under={self.mix_under} is a probability: give 0 to 1")
+        if not 0.0 <= self.nothing < 1.0:
+            raise ValueError(f"nothing={self.nothing} is a share of each batch: give 0 to <1")
         if self.mixup and self.mix_under:
             raise ValueError("mixup and mix_under both mix clips; switch one off (set it to 0)")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from helpers import cache, mixing, models
+from helpers import cache, mixing, models, nothing
 from helpers.atomic import atomic_write
 from helpers.batches import Batches, ClipBatches
 from helpers.config import SPLITS
@@ -81,3 +81,20 @@ def musicnn_features(run: RunLayout, checkpoint: str, device: torch.device,
         key = content_key(backbone.weights_sha256, source)
         out[split] = stored(run.backbone_features(checkpoint, split, mixes), key, compute)
     return out
+
+
+def nothing_features(run: RunLayout, checkpoint: str, device: torch.device, count: int,
+                     n_classes: int, seed: int, progress: bool = True
+                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every musicnn layer's features of `count` no-instrument windows (`helpers.nothing`) and
+    their all-zero targets, for a frozen Stage-2 head to learn to name nothing; kept like the
+    mixes' features."""
+    backbone = models.MusicnnFeatures(checkpoint).to(device).eval()
+    key = content_key(backbone.weights_sha256, {"nothing": count, "seed": seed,
+                                                "kinds": list(nothing.KINDS)})
+
+    def compute():
+        return extract(backbone.layers, nothing.NothingBatches(count, n_classes, 32, seed),
+                       device, progress, f"{checkpoint} no-instrument windows")
+
+    return stored(run.backbone_features(checkpoint, "nothing", True), key, compute)

@@ -20,6 +20,7 @@ import pandas as pd
 import soundfile as sf
 import torch
 
+from helpers import nothing
 from helpers.atomic import atomic_write
 from helpers.audio import peak_normalise
 from helpers.batches import Batches
@@ -122,16 +123,23 @@ def mix(waves: torch.Tensor, sources: torch.Tensor, gains: torch.Tensor) -> torc
 
 
 class MixBatches(Batches):
-    """Batches of mixes summed on the fly from a split's cached clips."""
+    """Batches of mixes summed on the fly from a split's cached clips; for training, a share
+    `nothing` of each batch is replaced by no-instrument windows (`helpers.nothing`), drawn
+    from the seed, the epoch and the batch, so a resumed run sees the same ones."""
 
     def __init__(self, waves: torch.Tensor, plan: MixPlan, batch_size: int,
-                 shuffle: bool = False, seed: int = SEED) -> None:
-        self.waves, self.plan = waves, plan
+                 shuffle: bool = False, seed: int = SEED, nothing: float = 0.0) -> None:
+        self.waves, self.plan, self.nothing = waves, plan, nothing
         super().__init__(len(plan), batch_size, shuffle, seed)
 
     def _batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = mix(self.waves, self.plan.sources[items], self.plan.gains[items])
-        return x, self.plan.targets[items].to(x.device)
+        y = self.plan.targets[items].to(x.device)
+        if self.nothing:
+            g = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + self.epoch) * 1_000_003 + int(items[0]))
+            x, y = nothing.replace_share(x, y, self.nothing, g)
+        return x, y
 
 
 class DynamicMixBatches(MixBatches):
@@ -141,11 +149,12 @@ class DynamicMixBatches(MixBatches):
 
     def __init__(self, waves: torch.Tensor, labels: torch.Tensor | np.ndarray, batch_size: int,
                  uses_per_clip: float = 3.0, k_weights: dict[int, float] | None = None,
-                 gain_db: float = 6.0, seed: int = SEED, classes: tuple[str, ...] = CLASSES
-                 ) -> None:
+                 gain_db: float = 6.0, seed: int = SEED, classes: tuple[str, ...] = CLASSES,
+                 nothing: float = 0.0) -> None:
         self.labels, self.settings = np.asarray(labels), (uses_per_clip, k_weights, gain_db)
         self.classes = classes
-        super().__init__(waves, self._plan(seed), batch_size, shuffle=True, seed=seed)
+        super().__init__(waves, self._plan(seed), batch_size, shuffle=True, seed=seed,
+                         nothing=nothing)
 
     def _plan(self, seed: int) -> MixPlan:
         return plan_mixes(self.labels, *self.settings, seed=seed, classes=self.classes)

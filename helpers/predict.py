@@ -1,14 +1,16 @@
 """Name the instruments in any recording: 3 s windows with a hop, probabilities per file.
 
-The models hear 3 s clips. A recording of any length, rate or channel count is read with
-soundfile a block at a time, made stereo at the checkpoint's sample rate, cut into overlapping
-windows (a short file is padded to one window), each window peak-normalised like the training
-clips, and the window probabilities averaged; memory is one block plus one batch of windows,
-whatever the length. Windows below an audibility floor are silence and left out; a file that
-is all silence names no instrument. A Stage-1 (single-label) model's averaged softmax names
-every instrument within half of the top probability (Han, Kim & Lee, 2017); a Stage-2
-(multi-label) model's averaged sigmoid names every instrument at 0.5 or more, and at least the
-most probable.
+The models hear 3 s clips. A recording of any length, rate or channel count is read a block at
+a time as `helpers.audio` decides (stereo, DC removed), cut into overlapping windows (a short
+file is padded to one window), each window un-flipped and peak-normalised like the training
+clips; memory is one block plus one batch of windows, whatever the length. The file's
+probabilities are the mean over its windows that are neither silence (an absolute floor) nor
+its noise floor (more than `QUIET_DB` below its loudest window). A file that is all silence
+names no instrument. A Stage-1 (single-label) model's averaged softmax names every instrument
+within half of the top probability (Han, Kim & Lee, 2017); a Stage-2 (multi-label) model's
+averaged sigmoid names every instrument at its threshold or more, and nothing when none
+reaches it if the model was trained to name nothing (`TrainingConfig.nothing`), else at least
+the most probable.
 
     python -m helpers.predict --checkpoint runs/demo/stage2/transfer-musicnn/best.pt song.wav
 """
@@ -125,16 +127,19 @@ def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
     return hear(model, meta, wave, hop_seconds, batch_size).probs
 
 
-def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD
-            ) -> torch.Tensor:
+def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD,
+            at_least_one: bool = True) -> torch.Tensor:
     """Multi-hot `[..., C]` of the instruments named: single-label models name every class at
     `threshold` × the top probability or more; multi-label ones every class at `threshold` (one
-    number, or one per class) or more, and at least the most probable (a recording holds some
-    instrument). All-zero probabilities (silence) name nothing."""
+    number, or one per class) or more, and, with `at_least_one` (a model never shown a
+    recording without instruments; the benchmark's documented rule), the most probable. All-zero
+    probabilities (silence) name nothing."""
     threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
     top = probs.amax(dim=-1, keepdim=True)
-    named = (probs >= threshold * top if task == "single"
-             else (probs >= threshold) | (probs == top))
+    if task == "single":
+        named = probs >= threshold * top
+    else:
+        named = (probs >= threshold) | ((probs == top) & at_least_one)
     return (named & (top > 0)).float()
 
 
@@ -153,6 +158,7 @@ class Prediction:
     length_unrecorded: bool = False  # a WAV written to a pipe: its header has no length
     windows: int = 0
     quiet_windows: int = 0  # more than QUIET_DB below the loudest: left out of the answer
+    low_confidence: bool = False  # Stage 1: top probability under the validation floor
 
     def line(self) -> str:
         where = f"{self.path} ({self.seconds:.1f} s"
@@ -164,8 +170,13 @@ class Prediction:
             where += ", length not recorded in its header"
         if self.silent:
             return f"{where}): silent, no instrument named"
-        named = ", ".join(f"{CLASS_NAMES.get(c, c)} {self.probabilities[c]:.0%}"
-                          for c in self.present)
+        top = max(self.probabilities, key=self.probabilities.get)
+        named = (", ".join(f"{CLASS_NAMES.get(c, c)} {self.probabilities[c]:.0%}"
+                           for c in self.present)
+                 or f"no instrument named (most likely {CLASS_NAMES.get(top, top)} "
+                    f"{self.probabilities[top]:.0%}, under its threshold)")
+        if self.low_confidence:
+            named += " (low confidence: under what 99% of validation clips reach)"
         if self.quiet_windows:
             named += (f" ({self.quiet_windows} of {self.windows} windows left out: more than "
                       f"{QUIET_DB:.0f} dB below the loudest)")
@@ -205,12 +216,21 @@ class Predictor:
                 return replace(self(copy), path=STDIN)
         stream = AudioStream(path, self.meta["sample_rate"])
         heard = hear(self.model, self.meta, stream, self.hop_seconds)
-        named = present(heard.probs, self.meta["task"], self.threshold).bool().tolist()
+        named = present(heard.probs, self.meta["task"], self.threshold,
+                        at_least_one=not self.meta.get("names_nothing", False)).bool().tolist()
         return Prediction(_printable(path), stream.decoded_seconds,
                           dict(zip(self.classes, heard.probs.tolist())),
                           [c for c, on in zip(self.classes, named) if on], heard.all_silent,
                           stream.declared_seconds if stream.cut else None, stream.cut,
-                          stream.length_unrecorded, heard.windows, heard.quiet)
+                          stream.length_unrecorded, heard.windows, heard.quiet,
+                          self.low_confidence(heard))
+
+    def low_confidence(self, heard: Heard) -> bool:
+        """A Stage-1 answer whose top probability is under the floor 99% of validation clips
+        exceed (`stage1.floor_and_test`); never for silence or a Stage-2 model."""
+        floor = self.meta.get("confidence_floor")
+        return (self.meta["task"] == "single" and floor is not None and not heard.all_silent
+                and heard.probs.max().item() < floor)
 
     def each(self, paths: Iterable[str | Path]) -> Iterator[Prediction | Exception]:
         """A `Prediction` per file, or the error that file raised; never stops early."""

@@ -74,22 +74,34 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     config = (config or TrainingConfig()).for_model("musicnn", variant)
     dev = training.pick_device(config.device)
     feats = embed.musicnn_features(run, config.backbone, dev, config.progress)
-    classes = runs.instruments(run)
-
-    def test(best: Path, batches: dict, device: torch.device) -> dict:
-        model, _ = checkpoints.load_model(best, device)
-        return metrics.single_label_summary(*training.predict(model, batches["test"], device),
-                                            classes=classes)
-
     return fit_head(run, STAGE, variant, config, feats, loss(config),
-                    metrics.accuracy_from_logits, "accuracy", test)
+                    metrics.accuracy_from_logits, "accuracy", floor_and_test)
+
+
+CONFIDENT_SHARE = 0.99  # of validation clips whose top probability is over the floor
+
+
+def floor_and_test(best: Path, batches: dict, device: torch.device) -> dict:
+    """The confidence floor, chosen on validation: the top probability that 99% of validation
+    clips exceed, stored in `best`'s metadata (`irmas-predict` marks an answer under it "low
+    confidence"); then the test summary."""
+    model, meta = checkpoints.load_model(best, device)
+    val_logits, _ = training.predict(model, batches["val"], device)
+    top = val_logits.softmax(dim=1).amax(dim=1)
+    floor = float(torch.quantile(top, 1 - CONFIDENT_SHARE))
+    checkpoints.save_checkpoint(best, model, {**meta, "confidence_floor": floor})
+    return {**metrics.single_label_summary(*training.predict(model, batches["test"], device),
+                                           classes=tuple(meta["classes"])),
+            "confidence_floor": floor}
 
 
 def fit_head(run: RunLayout, stage: str, variant: str, config: TrainingConfig, feats: dict,
              loss_fn: training.LossFn, score_fn: training.ScoreFn, val_metric: str,
-             test_fn: Callable[[Path, dict, torch.device], dict]) -> results.TrainResult:
+             test_fn: Callable[[Path, dict, torch.device], dict], **meta_extra
+             ) -> results.TrainResult:
     """Train a frozen-musicnn head on `feats` (per split: every layer's features, targets),
-    then `test_fn(best.pt, batches, device)` (Stage 2 tunes thresholds on validation first)."""
+    then `test_fn(best.pt, batches, device)` (Stage 2 tunes thresholds on validation first);
+    `meta_extra` joins the checkpoint's metadata."""
     dev = training.pick_device(config.device)
     batches = {s: TensorBatches(f[config.layer], y, config.batch_size if s == "train" else 256,
                                 shuffle=s == "train", seed=config.random_seed)
@@ -100,7 +112,8 @@ def fit_head(run: RunLayout, stage: str, variant: str, config: TrainingConfig, f
     model = models.build("musicnn", n_outputs=len(classes), **kwargs)
     files = run.model(stage, variant)
     task = "single" if stage == STAGE else "multi"
-    meta = checkpoints.model_meta("musicnn", task=task, classes=classes, **kwargs)
+    meta = {**checkpoints.model_meta("musicnn", task=task, classes=classes, **kwargs),
+            **meta_extra}
     fit = training.fit(model, batches["train"], batches["val"], loss_fn, score_fn, files, meta,
                        config)
     test = test_fn(files.best, batches, dev)
@@ -128,11 +141,11 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     model = models.build(name, n_outputs=len(classes), **kwargs)
     augment.equip(model, config)
     files = run.model(STAGE, variant)
-    fit, test = training.fit_and_test(
-        model, batches, loss(config), metrics.accuracy_from_logits,
-        functools.partial(metrics.single_label_summary, classes=classes), files,
-        checkpoints.model_meta(name, classes=classes, **kwargs), config,
-        augment=augment.waves_for(config, len(classes)))
+    fit = training.fit(model, batches["train"], batches["val"], loss(config),
+                       metrics.accuracy_from_logits, files,
+                       checkpoints.model_meta(name, classes=classes, **kwargs), config,
+                       augment=augment.waves_for(config, len(classes)))
+    test = floor_and_test(files.best, batches, dev)
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "accuracy",
                            parameters_all=models.count_parameters(model),

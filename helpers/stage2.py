@@ -109,7 +109,8 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
     plans = plans_of(run, cached)
     batches = {s: mixing.MixBatches(cached[s].waves, plans[s],
                                     config.batch_size if s == "train" else 64,
-                                    shuffle=s == "train", seed=config.random_seed)
+                                    shuffle=s == "train", seed=config.random_seed,
+                                    nothing=config.nothing if s == "train" else 0.0)
                for s in SPLITS}
     if config.dynamic_mixing:
         batches["train"] = dynamic_batches(run, cached["train"], config)
@@ -124,7 +125,8 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
         model.load_state_dict(trained.state_dict())
     augment.equip(model, config)
     files = run.model(STAGE, variant)
-    meta = checkpoints.model_meta(name, task="multi", classes=classes, **kwargs)
+    meta = {**checkpoints.model_meta(name, task="multi", classes=classes, **kwargs),
+            "names_nothing": config.nothing > 0}
     fit = training.fit(model, batches["train"], batches["val"], LOSS,
                        metrics.micro_f1_from_logits, files, meta, config,
                        augment=augment.waves_for(config, len(classes)))
@@ -141,7 +143,7 @@ def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingCo
     k_weights = {int(k): w for k, w in settings["k_weights"].items()}
     return mixing.DynamicMixBatches(train.waves, train.labels, config.batch_size,
                                     settings["uses_per_clip"], k_weights, settings["gain_db"],
-                                    config.random_seed, train.classes)
+                                    config.random_seed, train.classes, config.nothing)
 
 
 def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device) -> dict:
@@ -200,8 +202,16 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     config = (config or TrainingConfig()).for_model("musicnn", variant)
     dev = training.pick_device(config.device)
     feats = embed.musicnn_features(run, config.backbone, dev, config.progress, mixes=True)
+    if config.nothing:  # the same share of no-instrument windows as the CNNs' batches hold
+        layers, targets = feats["train"]
+        count = round(len(targets) * config.nothing / (1 - config.nothing))
+        more, zeros = embed.nothing_features(run, config.backbone, dev, count, targets.shape[1],
+                                             config.random_seed, config.progress)
+        feats["train"] = ({k: torch.cat([v, more[k]]) for k, v in layers.items()},
+                          torch.cat([targets, zeros]))
     return stage1.fit_head(run, STAGE, variant, config, feats, LOSS,
-                           metrics.micro_f1_from_logits, "micro F1", tune_and_test)
+                           metrics.micro_f1_from_logits, "micro F1", tune_and_test,
+                           names_nothing=config.nothing > 0)
 
 
 def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = None,

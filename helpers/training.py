@@ -23,7 +23,7 @@ from helpers import results, runs
 from helpers.atomic import atomic_write
 from helpers.augment import lr_factor
 from helpers.batches import Batches
-from helpers.checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from helpers.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from helpers.config import TrainingConfig
 from helpers.layout import ModelFiles
 
@@ -172,23 +172,11 @@ def fit(
     return FitResult(frame, int(best["epoch"]), float(best["val_score"]), files.best, files.last)
 
 
-def fit_and_test(model: nn.Module, batches: dict[str, Batches], loss_fn: LossFn,
-                 score_fn: ScoreFn, summary_fn: Callable[[torch.Tensor, torch.Tensor], dict],
-                 files: ModelFiles, meta: dict, config: TrainingConfig,
-                 augment: AugmentFn | None = None) -> tuple[FitResult, dict]:
-    """`fit` on `batches["train"]`/`["val"]`, then `summary_fn` of the best-validation
-    checkpoint on `batches["test"]`, which training and model selection never saw."""
-    result = fit(model, batches["train"], batches["val"], loss_fn, score_fn, files, meta, config,
-                 augment=augment)
-    device = pick_device(config.device)
-    best, _ = load_model(result.best_path, device)
-    return result, summary_fn(*predict(best, batches["test"], device))
-
-
 def record(files: ModelFiles, stage: str, name: str, fit: FitResult, test: dict,
            config: TrainingConfig, parameters: int, val_metric: str, **extra
            ) -> results.TrainResult:
-    """The `TrainResult` of a finished `fit_and_test`, written to `files.metrics`."""
+    """The `TrainResult` of a finished fit and its `test` summary, written to
+    `files.metrics`."""
     device = pick_device(config.device)
     result = results.TrainResult(
         model=name, stage=stage, parameters=parameters, val_metric=val_metric,

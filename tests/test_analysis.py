@@ -1,5 +1,6 @@
 """Notebook 06's helpers on a tiny run trained for real: evaluations, browser, README report."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 from conftest import cached_run
 
@@ -15,11 +17,13 @@ from helpers import (
     cache,
     checkpoints,
     models,
+    predict,
     report,
     results,
     runs,
     stage1,
     stage2,
+    training,
     widgets,
 )
 from helpers.config import TrainingConfig
@@ -268,3 +272,21 @@ def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
     results.save(head.metrics, results.load(run.model("stage2", "good-on-test").metrics))
     staged["stage2/transfer-musicnn"] = evaluations["good-on-test"]
     assert analysis.best(staged, run) == "stage2/transfer-musicnn"
+
+
+def test_stage1_confidence_floor_is_chosen_on_validation_and_marks_low_answers(run, tmp_path):
+    best = RunLayout(run).model("stage1", "mel").best
+    model, meta = checkpoints.load_model(best)
+    cached = stage1.load_caches(run)
+    logits, _ = training.predict(model, stage1.make_batches(cached, 8)["val"])
+    top = logits.softmax(dim=1).amax(dim=1)
+    assert meta["confidence_floor"] == pytest.approx(float(torch.quantile(top, 0.01)))
+    assert _metrics(run, "stage1").test["confidence_floor"] == meta["confidence_floor"]
+    predictor = predict.Predictor(best)
+    path = tmp_path / "clip.wav"
+    sf.write(path, cached["test"].waves[0].float().T.numpy(), 44_100)
+    result = predictor(path)
+    assert result.low_confidence == (max(result.probabilities.values())
+                                     < meta["confidence_floor"])
+    low = dataclasses.replace(result, low_confidence=True)
+    assert "low confidence: under what 99% of validation clips reach" in low.line()

@@ -232,3 +232,44 @@ def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
     assert "transfer-mel" in tested
     assert tested["transfer-mel"].scores()["exact_match"] == pytest.approx(
         result.test["threshold"]["exact_match"])
+
+
+def test_no_instrument_windows_are_a_share_of_each_training_batch_and_resume_the_same():
+    waves = torch.randn(8, 2, 1000) * 0.1
+    plan = mixing.plan_mixes(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), uses_per_clip=4)
+    batches = mixing.MixBatches(waves, plan, 8, shuffle=True, seed=3, nothing=0.25)
+    batches.set_epoch(2)
+    first = list(batches)
+    assert all((y.sum(1) == 0).sum() == 2 for _, y in first), "2 of 8 name nothing"
+    assert all(y.sum(1)[2:].min() >= 1 for _, y in first), "the rest are mixes"
+    batches.set_epoch(2)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, batches)), "a resumed epoch"
+    empty = first[0][0][:2]
+    assert set(empty.abs().amax(dim=(1, 2)).tolist()) <= {0.0, 0.5}, "normalised like clips"
+
+
+def test_a_stage2_model_trained_with_no_instrument_windows_names_nothing_in_hiss_and_hum(
+        demo_set, tmp_path):
+    """The tiny demo set, MelCNN, a few epochs: tape hiss and mains hum name no instrument,
+    the test mixes still name theirs."""
+    import numpy as np
+    import soundfile as sf
+
+    run = cached_run(demo_set, tmp_path / "run")
+    stage2.build_mixes(run, uses_per_clip=4, random_seed=1)
+    config = TrainingConfig(epochs=12, lr=3e-3, nothing=0.25, progress=False, device="cpu")
+    result = stage2.train_cnn(run, "mel", config)
+    best = RunLayout(run).model("stage2", "mel").best
+    assert checkpoints.load_model(best)[1]["names_nothing"] is True
+    predictor = predict.Predictor(best)
+    rng = np.random.default_rng(0)
+    t = np.arange(10 * 44_100) / 44_100
+    files = {"hiss": 10 ** (-55 / 20) * rng.standard_normal((len(t), 2)),
+             "hum": 0.01 * np.sin(2 * np.pi * 50 * t)[:, None].repeat(2, 1)}
+    for name, data in files.items():
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, data.astype(np.float32), 44_100)
+        heard = predictor(path)
+        assert heard.present == [] and not heard.silent, (name, heard.probabilities)
+        assert "no instrument named (most likely" in heard.line()
+    assert result.test["threshold"]["micro_f1"] > 0.5, "it still hears the instruments"
