@@ -119,6 +119,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"{path}: no checkpoint here; train a model first (notebook 03)")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (an interrupted copy?); copy or train it again")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        kind = ("an audio file: are --checkpoint and the audio files swapped?"
+                if magic in (b"RIFF", b"fLaC", b"OggS", b"ID3\x03")
+                else "text" if magic.isascii() and magic.strip() else "other bytes")
+        raise CheckpointError(f"{path}: not a checkpoint of this project (not the zip archive "
+                              f"torch.save writes, but {kind}); give the best.pt a training "
+                              "run wrote")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds on a file that is not a checkpoint
@@ -190,6 +199,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     metadata is checked first, and the rebuilt model's outputs against its class list."""
     data = load_checkpoint(path, map_location)
     meta = check_meta(data.get("meta"), path)
+    for key, value in data["state_dict"].items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: weight {key!r} holds NaN or infinite values (a "
+                                  "diverged training run?); train the model again")
     backbone = meta.get("backbone")
     settings = _bound(meta) if "bound" in meta else None  # None: saved before BOUND existed
     if meta["fingerprint"] != fingerprint(data["state_dict"], meta["classes"], backbone,
@@ -198,10 +211,6 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
             f"{path}: its metadata is not what these weights were saved with: a field among "
             f"'classes', 'backbone'{', ' + ', '.join(map(repr, BOUND)) if settings else ''} was "
             "edited or reordered; use the file as training wrote it")
-    for key, value in data["state_dict"].items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise CheckpointError(f"{path}: weight {key!r} holds NaN or infinite values (a "
-                                  "diverged training run?); train the model again")
     try:
         model = models.build(meta["model"], n_outputs=len(meta["classes"]),
                              **meta.get("model_kwargs", {}))
