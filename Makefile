@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine (Python 3.11):
 #   make demo   render the offline demo set and execute every notebook into runs/demo/
 #   make test   lint and run the tests
-# `make report` then rewrites the README's results block from runs/demo (helpers.report).
+# `make report` then rewrites docs/results.md's results block from runs/demo (helpers.report).
 # `make accuracy` measures Stages 1 and 2 and whole excerpts across soundfonts at IRMAS size
 # (trained on FluidR3_GM, tested on TimGM6mb), the plain training beside the recipe
 # (runs/accuracy/default/); `make ablation` adds the recipe's ablation; `make accuracy-all` does
@@ -29,19 +29,23 @@ DEMO_RUN := runs/demo
 DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1, 'musicnn-finetune': 2}" \
 	"from_scratch=['mel']"
 
-.PHONY: demo demo-full report accuracy ablation accuracy-all test lint manifest system-deps clean \
+.PHONY: demo demo-full report figures accuracy ablation accuracy-all test lint manifest system-deps clean \
 	musicnn-reference
 
 demo: system-deps $(STAMP)
 	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo $(DEMO_EPOCHS)
 	@echo "executed notebooks, figures, caches and checkpoints are in $(DEMO_RUN)/"
-	@echo "README tables from this run: make report"
+	@echo "docs/results.md tables from this run: make report"
 
 demo-full: demo
 	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo epochs=30
 
 report: $(STAMP)
-	$(PY) -m helpers.report --run-dir $(DEMO_RUN) --write README.md
+	$(PY) -m helpers.report --run-dir $(DEMO_RUN) --write docs/results.md
+
+# The README's picture, from the accuracy benchmark's run and the make demo run.
+figures: $(STAMP)
+	$(PY) -m helpers.showcase --accuracy runs/accuracy/default --demo $(DEMO_RUN) --out docs/figures/overview.png
 
 # Trained on one soundfont's IRMAS-size demo set, tested on the other's (both ways).
 accuracy: system-deps $(STAMP)

@@ -266,7 +266,7 @@ def best(evaluations: dict[str, Evaluation], run: RunLayout | str | Path,
     Stage-2 model wins (it is trained to name several instruments), and a model on a
     pretrained backbone (musicnn) before one trained from scratch: in-run validation shares
     the training set's timbre and cannot tell them apart, the accuracy benchmark's unheard
-    validation timbre can (README, Results). Ties: the first."""
+    validation timbre can (docs/results.md). Ties: the first."""
     run = as_layout(run)
 
     def validation(name: str) -> tuple[bool, bool, float]:

@@ -290,3 +290,26 @@ def test_stage1_confidence_floor_is_chosen_on_validation_and_marks_low_answers(r
                                      < meta["confidence_floor"])
     low = dataclasses.replace(result, low_confidence=True)
     assert "low confidence: under what 99% of validation clips reach" in low.line()
+
+
+def test_the_readme_figure_is_drawn_from_the_runs_it_shows(run, tmp_path, capsys):
+    from helpers import showcase
+
+    accuracy = tmp_path / "accuracy"
+    accuracy.mkdir()
+    rows = [{"model": name, "train": "FluidR3_GM.sf2", "test": "TimGM6mb.sf2 (all clips)",
+             "across": across, "accuracy": acc, "accuracy_95": [acc - 0.02, acc + 0.02]}
+            for name, across, acc in [("recipe", True, 0.65), ("recipe", False, 0.98),
+                                      ("musicnn MTT_musicnn pool, frozen + linear head", True,
+                                       0.78)]]
+    (accuracy / "results.json").write_text(json.dumps({"rows": rows}))
+    assert [r["accuracy"] for r in showcase.across_rows(accuracy / "results.json")] == [0.78,
+                                                                                       0.65]
+    out = tmp_path / "docs" / "overview.png"
+    assert showcase.main(["--accuracy", str(accuracy), "--demo", str(run), "--out",
+                          str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    (accuracy / "results.json").write_text(json.dumps({"rows": rows[1:2]}))
+    assert showcase.main(["--accuracy", str(accuracy), "--demo", str(run), "--out",
+                          str(out)]) == 1
+    assert "no Stage-1 rows across soundfonts" in capsys.readouterr().err
