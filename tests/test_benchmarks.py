@@ -82,3 +82,17 @@ def test_accuracy_benchmark_on_all_eleven_instruments(tmp_path, monkeypatch):
     assert len(meta["classes"]) == 11
     assert "--instruments all" in (out / "table.md").read_text()
     assert all(r["excerpts"] == 12 for r in saved["excerpt_rows"])
+
+
+def test_recordings_benchmark_runs_every_case_through_the_command(checkpoint, capsys):
+    recordings = _load("recordings")
+    assert recordings.main(["--checkpoint", str(checkpoint)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    by_case = {row.split(" | ")[0][2:]: row.split(" | ")[2:] for row in rows}
+    assert len(by_case) == 36
+    assert by_case["a FIFO with no writer"][0] == "1"
+    assert by_case["DC offset alone, -54 dBFS"][1].endswith("silent, no instrument named |")
+    refused = [case for case, (code, _) in by_case.items() if "--checkpoint" in case
+               or case.startswith(("thresholds", "task", "sample_rate", "fingerprint", "NaN",
+                                   "clip_samples", "model_kwargs"))]
+    assert len(refused) == 14 and all(by_case[c][0] == "2" for c in refused)
