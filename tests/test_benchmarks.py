@@ -96,3 +96,19 @@ def test_recordings_benchmark_runs_every_case_through_the_command(checkpoint, ca
                or case.startswith(("thresholds", "task", "sample_rate", "fingerprint", "NaN",
                                    "clip_samples", "model_kwargs"))]
     assert len(refused) == 14 and all(by_case[c][0] == "2" for c in refused)
+
+
+def test_clean_clips_benchmark_reads_every_clip_both_ways(demo_set, checkpoint, tmp_path,
+                                                          capsys):
+    from conftest import cached_run
+
+    run = cached_run(demo_set, tmp_path / "run")
+    clean = _load("clean_clips")
+    assert clean.main(["--run", str(run), "--checkpoint", str(checkpoint), "--bootstrap",
+                       "50"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split(" | ")
+    manifest = demo_set[1]
+    clips = int(manifest["split"].isin(["train", "val", "test"]).sum())
+    assert row[-1].endswith(f"of {clips:,} |")
+    changed = int(row[-1].split(" of ")[0].replace(",", ""))
+    assert 0 <= changed <= clips // 10, "a clean render changes few answers, if any"
