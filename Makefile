@@ -29,7 +29,7 @@ DEMO_RUN := runs/demo
 DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1, 'musicnn-finetune': 2}" \
 	"from_scratch=['mel']"
 
-.PHONY: demo demo-full report figures accuracy ablation accuracy-all test lint manifest system-deps clean \
+.PHONY: demo demo-full report figures accuracy ablation accuracy-all test test-fast lint manifest system-deps clean \
 	musicnn-reference
 
 demo: system-deps $(STAMP)
@@ -60,6 +60,11 @@ accuracy-all: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The edit loop: the tests that take seconds, without notebook execution or minutes of training.
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not notebooks and not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

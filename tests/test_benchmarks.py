@@ -3,9 +3,12 @@
 import importlib.util
 import json
 
+import pytest
 from conftest import REPO
 
 from helpers import cache, checkpoints, irmas
+
+pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
 
 
 def _load(name: str):

@@ -25,6 +25,8 @@ from helpers import (
 from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
+pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
+
 ELEVEN = {"recordings_per_class": 10, "test_songs": 3, "test_leads": 3}  # cello: 5 recordings
 
 

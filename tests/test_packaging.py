@@ -6,9 +6,12 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from conftest import REPO
 
 from helpers import irmas
+
+pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
 
 
 def _build_wheel(tmp_path):

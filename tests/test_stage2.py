@@ -248,6 +248,7 @@ def test_no_instrument_windows_are_a_share_of_each_training_batch_and_resume_the
     assert set(empty.abs().amax(dim=(1, 2)).tolist()) <= {0.0, 0.5}, "normalised like clips"
 
 
+@pytest.mark.slow
 def test_a_stage2_model_trained_with_no_instrument_windows_names_nothing_in_hiss_and_hum(
         demo_set, tmp_path):
     """The tiny demo set, MelCNN, a few epochs: tape hiss and mains hum name no instrument,
