@@ -302,11 +302,6 @@ def peak_normalise(wave: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, wave / (2 * peak.clamp_min(1e-12)), torch.zeros_like(wave))
 
 
-def sign_flip(wave: torch.Tensor) -> torch.Tensor:
-    """Polarity inversion: sounds the same to a person, is a new input to the network."""
-    return -wave
-
-
 def load_clip(
     path: str | Path, sample_rate: int = SAMPLE_RATE, length: int = CLIP_SAMPLES
 ) -> torch.Tensor:

@@ -110,8 +110,10 @@ def test_dynamic_mixes_are_fresh_each_epoch_deterministic_and_of_the_split_only(
     assert not torch.equal(plans[0].sources, plans[1].sources), "fresh mixes each epoch"
     assert torch.equal(plans[0].sources, plans[2].sources), "the same epoch: the same mixes"
     assert set(plans[1].k.tolist()) == {1, 2, 3, 4}
-    used = plans[1].sources[plans[1].sources >= 0]
-    assert used.min() >= 0 and used.max() < 40, "only rows of this split's cache"
+    sources, gains = plans[1].sources, plans[1].gains
+    assert ((sources == -1) | ((sources >= 0) & (sources < 40))).all(), (
+        "rows of this split's cache, or -1 for an empty slot")
+    assert gains[sources == -1].eq(0).all() and gains[sources >= 0].gt(0).all()
     for i in range(len(plans[1])):
         rows = [s for s in plans[1].sources[i].tolist() if s >= 0]
         assert set(labels[rows].tolist()) == set(plans[1].targets[i].nonzero().flatten().tolist())
