@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_PARAMS
 
-from helpers import cache, checkpoints, notebooks, results
+from helpers import cache, checkpoints, notebooks, report, results
 from helpers.config import ALL_CLASSES
 from helpers.layout import RunLayout
 
@@ -64,9 +64,9 @@ def test_all_notebooks_run_end_to_end(notebook_run):
         f"{stage}/{model}" for stage in ("stage1", "stage2")
         for model in ("mel", "wave1d", "transfer-musicnn", "musicnn-finetune")} | {
         "stage2/wave1d-finetune"}
-    assert {len(s) for s in analysed["excerpts"].values()} and all(
-        s["items"] == analysed["excerpts"]["stage2/mel"]["items"] > 0
-        for s in analysed["excerpts"].values())
+    assert all(set(s) >= report.EXCERPT_FIELDS
+               and s["items"] == analysed["excerpts"]["stage2/mel"]["items"] > 0
+               for s in analysed["excerpts"].values()), "every model scored on every excerpt"
 
 
 @pytest.mark.notebooks
