@@ -270,13 +270,13 @@ class AudioStream:
         return short or not self.ends_cleanly
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, whole: bool = True
-               ) -> torch.Tensor:
-    """Decode a file to float32 `[2, N]` at `sample_rate`; `whole`: refuse a cut file (a
-    training clip or test excerpt must be what its label describes)."""
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Decode a whole file to float32 `[2, N]` at `sample_rate`; a cut file is refused (a
+    training clip or test excerpt must be what its label describes; `irmas-predict` streams
+    with `AudioStream` and reports the cut instead)."""
     stream = AudioStream(path, sample_rate)
     wave = torch.cat(list(stream), dim=1)
-    if whole and stream.cut:
+    if stream.cut:
         raise AudioError(f"{path}: truncated, decoded {stream.decoded_seconds:.2f} s of "
                          f"{_promised(stream)}; download or copy it again")
     return wave
