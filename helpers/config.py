@@ -145,9 +145,10 @@ class TrainingConfig:
     eq_db: float = 0.0  # random spectral tilt and band gains of up to ± this many dB (log-mel)
     spec_masks: bool = False  # SpecAugment: one frequency and one time mask per clip (log-mel)
     dynamic_mixing: bool = False  # Stage 2: fresh training mixes every epoch, not one fixed plan
-    # Stage 2: share of each training batch replaced by windows where no instrument plays
-    # (hiss, hum, clicks, silence; `helpers.nothing`) with an all-zero target, so a model can
-    # name nothing; `irmas-predict` then names no instrument where none reaches its threshold.
+    # Share of each training batch replaced by windows where no instrument plays (hiss, hum,
+    # clicks, silence; `helpers.nothing`). Stage 2: all-zero target, so a model can name
+    # nothing (`irmas-predict` then names no instrument where none reaches its threshold).
+    # Stage 1: a flat target, so such input gets a flat answer, reported as low confidence.
     nothing: float = 0.1
     # A pretrained backbone (musicnn, `helpers.musicnn`): which checkpoint ("MTT_musicnn" or
     # "MSD_musicnn") and layer ("pool", "penultimate", "taggram") a head reads, the head's

@@ -83,12 +83,28 @@ def musicnn_features(run: RunLayout, checkpoint: str, device: torch.device,
     return out
 
 
+def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Tensor],
+                 share: float, checkpoint: str, device: torch.device, seed: int,
+                 fill: float = 0.0, progress: bool = True
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A frozen head's training features and target matrix `train` with no-instrument windows
+    added, `share` of the result (as in the trained-whole models' batches), their targets all
+    `fill` (Stage 2: 0, name nothing; Stage 1: 1/C, a flat answer)."""
+    layers, targets = train
+    count = round(len(targets) * share / (1 - share))
+    if not count:
+        return train
+    more, zeros = nothing_features(run, checkpoint, device, count, targets.shape[1], seed,
+                                   progress)
+    return ({k: torch.cat([v, more[k]]) for k, v in layers.items()},
+            torch.cat([targets, zeros + fill]))
+
+
 def nothing_features(run: RunLayout, checkpoint: str, device: torch.device, count: int,
                      n_classes: int, seed: int, progress: bool = True
                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Every musicnn layer's features of `count` no-instrument windows (`helpers.nothing`) and
-    their all-zero targets, for a frozen Stage-2 head to learn to name nothing; kept like the
-    mixes' features."""
+    their all-zero targets; kept like the mixes' features."""
     backbone = models.MusicnnFeatures(checkpoint).to(device).eval()
     key = content_key(backbone.weights_sha256, {"nothing": count, "seed": seed,
                                                 "kinds": list(nothing.KINDS)})

@@ -1,11 +1,12 @@
-"""No-instrument examples: what a recording holds where nobody plays, for Stage 2 to name nothing.
+"""No-instrument examples: what a recording holds where nobody plays, so a model learns to say so.
 
-A multi-label model trained only on mixes of instruments has never been told that an input can
-hold none: tape hiss, mains hum or a click, normalised to full scale like every window, gets
-the instruments it resembles most. Stage 2's training batches therefore include a share of
-these, with an all-zero target. IRMAS has no band-only audio, so they are synthesised here
-(the same everywhere); digital silence is among them, as a window of it can be left after
-the high-pass.
+A model trained only on instruments has never been told that an input can hold none: tape
+hiss, mains hum or a click, normalised to full scale like every window, gets the instrument it
+resembles most, confidently. Training batches therefore include a share of these: Stage 2's
+with an all-zero target (name nothing), Stage 1's with a flat one (every instrument equally
+likely, which `irmas-predict` reports as low confidence). IRMAS has no band-only audio, so
+they are synthesised here (the same everywhere); digital silence is among them, as a window of
+it can be left after the high-pass.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from helpers.audio import peak_normalise
 from helpers.batches import Batches
 from helpers.config import CLIP_SAMPLES, SAMPLE_RATE, SEED
+from helpers.training import AugmentFn
 
 KINDS = ("hiss", "hum", "clicks", "hum+hiss", "silence")
 
@@ -68,18 +70,38 @@ def no_instrument(n: int, length: int, generator: torch.Generator,
     return peak_normalise(out)
 
 
-def replace_share(x: torch.Tensor, y: torch.Tensor, share: float, generator: torch.Generator
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of mixes `x` `[B, 2, L]`, targets `y` with its first `round(share * B)` items
-    replaced by no-instrument windows with all-zero targets (the batch is shuffled, so which
-    items does not matter)."""
+def replace_share(x: torch.Tensor, y: torch.Tensor, share: float, generator: torch.Generator,
+                  fill: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch `x` `[B, 2, L]`, target matrix `y` `[B, C]` with its first `round(share * B)`
+    items replaced by no-instrument windows whose targets are all `fill` (0: name nothing;
+    1/C: a flat softmax target). The batch is shuffled, so which items does not matter."""
     m = round(share * len(x))
     if not m:
         return x, y
     x, y = x.clone(), y.clone()
     x[:m] = no_instrument(m, x.shape[-1], generator).to(x)
-    y[:m] = 0
+    y[:m] = fill
     return x, y
+
+
+def flat_share(waves_augment: AugmentFn | None, share: float, n_classes: int
+               ) -> AugmentFn | None:
+    """Stage 1's batch transform: `waves_augment` (if any), then `share` of each batch replaced
+    by no-instrument windows with a flat target (1/`n_classes` each; class numbers become
+    one-hot rows). Draws come from torch's global generator, which `training.fit` seeds per
+    epoch, so a resumed run sees the same windows."""
+    if not share:
+        return waves_augment
+
+    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if waves_augment is not None:
+            x, y = waves_augment(x, y)
+        if y.dim() == 1:
+            y = torch.nn.functional.one_hot(y, n_classes).float()
+        g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
+        return replace_share(x, y, share, g, fill=1 / n_classes)
+
+    return apply
 
 
 class NothingBatches(Batches):

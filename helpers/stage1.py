@@ -18,6 +18,7 @@ from helpers import augment, cache, checkpoints, embed, metrics, models, results
 from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
 from helpers.layout import RunLayout, as_layout
+from helpers.nothing import flat_share
 
 STAGE = "stage1"
 
@@ -62,6 +63,12 @@ def model_kwargs(name: str, config: TrainingConfig, frozen: bool = False) -> dic
             "frozen": frozen}
 
 
+def batch_transform(config: TrainingConfig, n_classes: int) -> training.AugmentFn | None:
+    """What happens to each Stage-1 training batch: `config`'s waveform augmentations, then
+    its share of no-instrument windows with a flat target (`nothing.flat_share`)."""
+    return flat_share(augment.waves_for(config, n_classes), config.nothing, n_classes)
+
+
 FROZEN = "transfer-musicnn"  # a head on frozen musicnn features (`train_frozen`)
 
 
@@ -74,6 +81,11 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     config = (config or TrainingConfig()).for_model("musicnn", variant)
     dev = training.pick_device(config.device)
     feats = embed.musicnn_features(run, config.backbone, dev, config.progress)
+    layers, labels = feats["train"]
+    n_classes = len(runs.instruments(run))
+    feats["train"] = embed.with_nothing(
+        run, (layers, nn.functional.one_hot(labels, n_classes).float()), config.nothing,
+        config.backbone, dev, config.random_seed, fill=1 / n_classes, progress=config.progress)
     return fit_head(run, STAGE, variant, config, feats, loss(config),
                     metrics.accuracy_from_logits, "accuracy", floor_and_test)
 
@@ -144,7 +156,7 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     fit = training.fit(model, batches["train"], batches["val"], loss(config),
                        metrics.accuracy_from_logits, files,
                        checkpoints.model_meta(name, classes=classes, **kwargs), config,
-                       augment=augment.waves_for(config, len(classes)))
+                       augment=batch_transform(config, len(classes)))
     test = floor_and_test(files.best, batches, dev)
     return training.record(files, STAGE, variant, fit, test, config,
                            conv_linear_parameters(model), "accuracy",

@@ -202,13 +202,8 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     config = (config or TrainingConfig()).for_model("musicnn", variant)
     dev = training.pick_device(config.device)
     feats = embed.musicnn_features(run, config.backbone, dev, config.progress, mixes=True)
-    if config.nothing:  # the same share of no-instrument windows as the CNNs' batches hold
-        layers, targets = feats["train"]
-        count = round(len(targets) * config.nothing / (1 - config.nothing))
-        more, zeros = embed.nothing_features(run, config.backbone, dev, count, targets.shape[1],
-                                             config.random_seed, config.progress)
-        feats["train"] = ({k: torch.cat([v, more[k]]) for k, v in layers.items()},
-                          torch.cat([targets, zeros]))
+    feats["train"] = embed.with_nothing(run, feats["train"], config.nothing, config.backbone,
+                                        dev, config.random_seed, progress=config.progress)
     return stage1.fit_head(run, STAGE, variant, config, feats, LOSS,
                            metrics.micro_f1_from_logits, "micro F1", tune_and_test,
                            names_nothing=config.nothing > 0)

@@ -43,7 +43,7 @@ def _fit(tiny, out, epochs, stop_after=None, spy=None, **knobs):
     config = TrainingConfig(**{"lr": 3e-3, **knobs, "epochs": epochs, "progress": False,
                                "device": "cpu"})
     augment.equip(model, config)
-    waves = augment.waves_for(config, len(CLASSES))
+    waves = stage1.batch_transform(config, len(CLASSES))
     if spy is not None:  # sees what the real augmentation is given, then lets it run
         waves = spy(waves)
     result = training.fit(model, tiny["train"], tiny["val"], stage1.loss(config),
@@ -186,6 +186,20 @@ def test_batches_balance_and_flip(tiny):
     assert not all(torch.equal(a, b) for a, b in zip(first, second)), "epochs reshuffle"
     batches.set_epoch(1)
     assert all(torch.equal(a, b) for a, (_, b) in zip(first, batches)), "same epoch, same order"
+
+
+def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets():
+    waves, labels = torch.randn(8, 2, 1000) * 0.1, torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    transform = stage1.batch_transform(TrainingConfig(nothing=0.25), n_classes=4)
+    torch.manual_seed(5)
+    x, y = transform(waves, labels)
+    assert torch.equal(y[:2], torch.full((2, 4), 0.25)), "2 of 8: every instrument as likely"
+    assert torch.equal(y[2:], nn.functional.one_hot(labels[2:], 4).float())
+    assert torch.equal(x[2:], waves[2:]) and not torch.equal(x[:2], waves[:2])
+    assert set(x[:2].abs().amax(dim=(1, 2)).tolist()) <= {0.0, 0.5}, "normalised like clips"
+    torch.manual_seed(5)
+    assert torch.equal(transform(waves, labels)[0], x), "the same windows in a resumed epoch"
+    assert stage1.batch_transform(TrainingConfig(nothing=0.0), 4) is None, "off: untouched"
 
 
 def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
