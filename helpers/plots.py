@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -263,3 +264,36 @@ def multilabel_figures(ev, title: str) -> dict[str, plt.Figure]:
         return {"combinations": combination_confusions(ev, title)}
     return {"instruments": instrument_scores(ev, title),
             "named_when_playing": named_when_playing(ev, title)}
+
+
+def timeline(prediction, thresholds: dict[str, float], clip_seconds: float = 3.0
+             ) -> plt.Figure:
+    """What a model heard in one file, window by window (`predict.Prediction` with its
+    timeline): a row per instrument with its probability over time (each window drawn at its
+    middle), the probability it had to reach to be named (dashed) and the file's average (the
+    label; green: named). Windows left out of the answer (the noise floor) are grey crosses;
+    silent ones are gaps. The title is the verdict `irmas-predict` prints."""
+    line = prediction.timeline
+    classes = list(prediction.probabilities)
+    times = [start + clip_seconds / 2 for start in line.starts]
+    fig, axes = plt.subplots(len(classes), 1, figsize=(9, 0.75 * len(classes) + 1.2),
+                             sharex=True, squeeze=False)
+    for ax, (i, code) in zip(axes[:, 0], enumerate(classes)):
+        heard = [(t, p[i] if p is not None else float("nan"), on)
+                 for t, p, on in zip(times, line.probabilities, line.counted)]
+        ax.plot([t for t, _, _ in heard], [p if on else float("nan") for _, p, on in heard],
+                "-o", ms=2.5, lw=1.2, color=PALETTE.get(code, "C0"))
+        left_out = [(t, p) for t, p, on in heard if not on and p == p]
+        if left_out:
+            ax.plot(*zip(*left_out), "x", ms=3, color="0.6")
+        ax.axhline(thresholds[code], ls="--", lw=0.9, color="0.3")
+        named = code in prediction.present
+        ax.text(1.01, 0.5, f"{CLASS_NAMES.get(code, code)} {prediction.probabilities[code]:.0%}",
+                transform=ax.transAxes, va="center", fontsize=9,
+                color="#1a7f37" if named else "0.35", fontweight="bold" if named else "normal")
+        ax.set(ylim=(-0.05, 1.05), yticks=[0, 1], ylabel="")
+        ax.tick_params(labelsize=8)
+    axes[-1, 0].set_xlabel("seconds (middle of each 3 s window)")
+    fig.suptitle(textwrap.fill(prediction.line(), 110), fontsize=9, x=0.02, ha="left")
+    fig.tight_layout()
+    return fig

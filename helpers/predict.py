@@ -47,23 +47,35 @@ QUIET_DB = 30.0
 
 
 def stream_windows(blocks: Iterable[torch.Tensor], length: int, hop: int
-                   ) -> Iterator[torch.Tensor]:
-    """The raw `[2, length]` windows of a recording that arrives as `[2, n]` blocks: one every
-    `hop` samples, plus one ending at the end; a recording shorter than `length` gives one
-    window, padded with silence. Only the samples a later window still needs are kept."""
+                   ) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first sample, raw `[2, length]` window) of a recording that arrives as `[2, n]` blocks:
+    one every `hop` samples, plus one ending at the end; a recording shorter than `length`
+    gives one window, padded with silence. Only the samples a later window still needs are
+    kept."""
     buffer, offset, total, next_start, emitted_end = torch.zeros(2, 0), 0, 0, 0, 0
     for block in blocks:
         buffer = torch.cat([buffer, block], dim=1)
         total += block.shape[1]
         while next_start + length <= total:
-            yield buffer[:, next_start - offset:next_start - offset + length]
+            yield next_start, buffer[:, next_start - offset:next_start - offset + length]
             emitted_end, next_start = next_start + length, next_start + hop
         keep = max(min(next_start, total - length), offset)
         buffer, offset = buffer[:, keep - offset:], keep
     if total and not emitted_end:
-        yield fix_length(buffer, length)
+        yield 0, fix_length(buffer, length)
     elif emitted_end < total:
-        yield buffer[:, total - length - offset:]
+        yield total - length, buffer[:, total - length - offset:]
+
+
+@dataclass
+class Timeline:
+    """What each window heard, in order: its start in seconds, its probabilities per class
+    (None: silent, not run) and whether it counts towards the file's answer (neither silent
+    nor its noise floor). A few numbers per window: `--plot` draws it."""
+
+    starts: list[float]
+    probabilities: list[list[float] | None]
+    counted: list[bool]
 
 
 @dataclass
@@ -75,6 +87,7 @@ class Heard:
     windows: int
     silent: int
     quiet: int = 0
+    timeline: Timeline | None = None
 
     @property
     def all_silent(self) -> bool:
@@ -95,6 +108,7 @@ def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tens
     hop = max(1, round(hop_seconds * meta["sample_rate"]))
     blocks = [audio] if isinstance(audio, torch.Tensor) else audio
     levels: list[float] = []
+    starts: list[float] = []
     probs: dict[int, torch.Tensor] = {}  # window index -> probabilities, audible ones only
     batch: list[tuple[int, torch.Tensor]] = []
 
@@ -103,7 +117,8 @@ def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tens
         out = logits.softmax(dim=1) if meta["task"] == "single" else logits.sigmoid()
         probs.update(zip([i for i, _ in batch], out.cpu()))
 
-    for index, window in enumerate(stream_windows(blocks, length, hop)):
+    for index, (start, window) in enumerate(stream_windows(blocks, length, hop)):
+        starts.append(start / meta["sample_rate"])
         window = unflip(window)
         levels.append(window.square().mean().sqrt().item())
         if levels[-1] >= SILENCE_RMS:
@@ -114,10 +129,13 @@ def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tens
     if batch:
         run(batch)
     floor = max([SILENCE_RMS, *levels]) * 10 ** (-QUIET_DB / 20)
-    counted = [probs[i] for i, level in enumerate(levels) if level >= max(floor, SILENCE_RMS)]
+    counts = [level >= max(floor, SILENCE_RMS) for level in levels]
+    counted = [probs[i] for i, on in enumerate(counts) if on]
     total = torch.stack(counted).mean(0) if counted else torch.zeros(len(meta["classes"]))
     silent = sum(level < SILENCE_RMS for level in levels)
-    return Heard(total, len(levels), silent, len(levels) - silent - len(counted))
+    timeline = Timeline(starts, [probs[i].tolist() if i in probs else None
+                                 for i in range(len(levels))], counts)
+    return Heard(total, len(levels), silent, len(levels) - silent - len(counted), timeline)
 
 
 def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
@@ -134,13 +152,22 @@ def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THR
     number, or one per class) or more, and, with `at_least_one` (a model never shown a
     recording without instruments; the benchmark's documented rule), the most probable. All-zero
     probabilities (silence) name nothing."""
-    threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
     top = probs.amax(dim=-1, keepdim=True)
-    if task == "single":
-        named = probs >= threshold * top
-    else:
-        named = (probs >= threshold) | ((probs == top) & at_least_one)
+    named = probs >= thresholds(probs, task, threshold)
+    if task != "single":
+        named |= (probs == top) & at_least_one
     return (named & (top > 0)).float()
+
+
+def thresholds(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD
+               ) -> torch.Tensor:
+    """The probability `[..., C]` each class must reach to be named (`present`'s rule):
+    `threshold` × the top probability for a single-label model, `threshold` itself (one
+    number, or one per class) for a multi-label one."""
+    threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
+    if task == "single":
+        threshold = threshold * probs.amax(dim=-1, keepdim=True)
+    return threshold.expand_as(probs)
 
 
 @dataclass
@@ -159,6 +186,7 @@ class Prediction:
     windows: int = 0
     quiet_windows: int = 0  # more than QUIET_DB below the loudest: left out of the answer
     low_confidence: bool = False  # Stage 1: top probability under the validation floor
+    timeline: Timeline | None = None  # window by window, when the Predictor keeps it
 
     def line(self) -> str:
         where = f"{self.path} ({self.seconds:.1f} s"
@@ -187,9 +215,11 @@ class Predictor:
     """A checkpoint loaded once (CPU by default) and applied to many files."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
-                 hop_seconds: float = HOP_SECONDS, threshold: float | None = None) -> None:
+                 hop_seconds: float = HOP_SECONDS, threshold: float | None = None,
+                 timeline: bool = False) -> None:
         """`threshold` None: the per-class thresholds tuned on validation that a Stage-2
-        checkpoint stores (`stage2.tune_and_test`), else `THRESHOLD`."""
+        checkpoint stores (`stage2.tune_and_test`), else `THRESHOLD`; `timeline`: each
+        `Prediction` keeps what every window heard."""
         self.model, self.meta = load_model(checkpoint, map_location=device)
         if not hears_audio(self.meta):
             raise CheckpointError(
@@ -198,7 +228,7 @@ class Predictor:
                 "stage2/mel/best.pt)")
         if threshold is None:
             threshold = self.meta.get("thresholds", THRESHOLD)
-        self.hop_seconds, self.threshold = hop_seconds, threshold
+        self.hop_seconds, self.threshold, self.timeline = hop_seconds, threshold, timeline
 
     @property
     def classes(self) -> list[str]:
@@ -223,7 +253,13 @@ class Predictor:
                           [c for c, on in zip(self.classes, named) if on], heard.all_silent,
                           stream.declared_seconds if stream.cut else None, stream.cut,
                           stream.length_unrecorded, heard.windows, heard.quiet,
-                          self.low_confidence(heard))
+                          self.low_confidence(heard), heard.timeline if self.timeline else None)
+
+    def thresholds(self, prediction: Prediction) -> dict[str, float]:
+        """The probability each class had to reach in `prediction` to be named."""
+        probs = torch.tensor([prediction.probabilities[c] for c in self.classes])
+        return dict(zip(self.classes, thresholds(probs, self.meta["task"],
+                                                 self.threshold).tolist()))
 
     def low_confidence(self, heard: Heard) -> bool:
         """A Stage-1 answer whose top probability is under the floor 99% of validation clips
@@ -296,6 +332,35 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text}: choose cpu or cuda (cuda:N)")
 
 
+class _Plotter:
+    """`--plot DIR`: one PNG per file, named after it (a second file of the same name gets
+    -2, -3 …), its path printed to standard error."""
+
+    def __init__(self, folder: Path, predictor: Predictor) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no window, also without a display
+        from helpers import plots
+
+        self.folder, self.predictor, self.plots, self.used = folder, predictor, plots, set()
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, path: str | Path, prediction: Prediction) -> None:
+        stem = "stdin" if str(path) == STDIN else _printable(Path(path).stem) or "audio"
+        name, n = stem, 1
+        while name in self.used:
+            n += 1
+            name = f"{stem}-{n}"
+        self.used.add(name)
+        fig = self.plots.timeline(prediction, self.predictor.thresholds(prediction),
+                                  self.predictor.meta["clip_samples"]
+                                  / self.predictor.meta["sample_rate"])
+        out = self.folder / f"{name}.png"
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+        self.plots.plt.close(fig)
+        print(f"plot: {out}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="irmas-predict", description="Name the instruments playing in audio files, with a "
@@ -313,26 +378,34 @@ def main(argv: list[str] | None = None) -> int:
                         help="probability at which an instrument is named (0 to 1); default: "
                         f"the checkpoint's thresholds tuned on validation, else {THRESHOLD}")
     parser.add_argument("--device", default="cpu", type=_device, help="cpu (default) or cuda")
+    parser.add_argument("--plot", metavar="DIR", type=Path, default=None,
+                        help="also draw each file's probabilities window by window, with the "
+                        "thresholds and the verdict: DIR/<file name>.png")
     args = parser.parse_args(argv)
     for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
-        predictor = Predictor(args.checkpoint, args.device, args.hop, args.threshold)
+        predictor = Predictor(args.checkpoint, args.device, args.hop, args.threshold,
+                              timeline=args.plot is not None)
     except (OSError, CheckpointError) as err:
         print(f"error: --checkpoint {_printable(args.checkpoint)}: "
               f"{str(err).replace(str(args.checkpoint) + ': ', '', 1)}", file=sys.stderr)
         return 2
+    plotter = _Plotter(args.plot, predictor) if args.plot is not None else None
     failed = 0
     try:
         for path, result in zip(args.files, predictor.each(args.files)):
             if isinstance(result, Exception):  # on the terminal even when stdout is a file
                 failed += 1
                 print(f"error: {result}", file=sys.stderr, flush=True)
+            if plotter is not None and not isinstance(result, Exception):
+                plotter(path, result)
             if args.json:
                 row = ({"file": _printable(path), "error": str(result)}
                        if isinstance(result, Exception)
-                       else {"file": result.path, **asdict(result)})
+                       else {"file": result.path, **{k: v for k, v in asdict(result).items()
+                                                     if k != "timeline" or v is not None}})
                 print(json.dumps(row, allow_nan=False), flush=True)
             elif not isinstance(result, Exception):
                 print(result.line(), flush=True)

@@ -21,7 +21,9 @@ def _starts(n: int, length: int, hop: int, block: int) -> list[int]:
     """Where the windows of an `n`-sample ramp fed in `block`-sample blocks start."""
     ramp = torch.arange(float(n)).expand(2, -1)
     blocks = [ramp[:, i:i + block] for i in range(0, n, block)]
-    return [int(w[0, 0]) for w in predict.stream_windows(blocks, length, hop)]
+    windows = list(predict.stream_windows(blocks, length, hop))
+    assert all(start == int(w[0, 0]) for start, w in windows), "each window says where it starts"
+    return [start for start, _ in windows]
 
 
 @pytest.mark.parametrize("block", [1, 333, 4000, 100_000])
@@ -32,12 +34,14 @@ def test_windows_cover_the_whole_recording_whatever_the_blocks(block):
     assert _starts(9000, 4000, 2500, block) == [0, 2500, 5000]
     ramp = torch.arange(10_500.0).expand(2, -1)
     last = list(predict.stream_windows([ramp[:, i:i + block] for i in range(0, 10_500, block)],
-                                       4000, 1000))[-1]
+                                       4000, 1000))[-1][1]
     assert torch.equal(last, ramp[:, -4000:])
 
 
 def test_a_short_recording_is_one_padded_window():
-    (short,) = predict.stream_windows([torch.ones(2, 300), torch.ones(2, 200)], 4000, 1000)
+    ((start, short),) = predict.stream_windows([torch.ones(2, 300), torch.ones(2, 200)], 4000,
+                                               1000)
+    assert start == 0
     assert short.shape == (2, 4000) and short[:, :500].eq(1).all() and short[:, 500:].eq(0).all()
     assert list(predict.stream_windows([], 4000, 1000)) == []
 
@@ -45,6 +49,10 @@ def test_a_short_recording_is_one_padded_window():
 def test_present_rules():
     probs = torch.tensor([[0.6, 0.35, 0.04, 0.01], [0.2, 0.2, 0.3, 0.3]])
     assert predict.present(probs, "single").tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert torch.allclose(predict.thresholds(probs, "single"),
+                          torch.tensor([[0.3] * 4, [0.15] * 4]))
+    per_class = predict.thresholds(probs, "multi", [0.1, 0.2, 0.3, 0.4])
+    assert torch.allclose(per_class, torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 2))
     assert predict.present(torch.tensor([[0.9, 0.6, 0.1, 0.0], [0.1, 0.3, 0.2, 0.0]]),
                            "multi").tolist() == [[1, 1, 0, 0], [0, 1, 0, 0]], "at least one"
 
@@ -238,3 +246,33 @@ def test_a_cut_off_mp3_says_how_much_decoded(checkpoint, tmp_path, capsys):
     assert predict.main(["--checkpoint", str(checkpoint), str(cut)]) == 0
     line = capsys.readouterr().out
     assert re.search(r"decoded [12]\.\d of 4\.0 s", line), line
+
+
+def test_plot_draws_each_file_window_by_window(checkpoint, tmp_path, capsys):
+    """`--plot DIR`: a PNG per file (a second file of the same name gets -2), and the JSON of
+    each holds the timeline drawn: a window every hop, the quiet ones not counted."""
+    loud = write_wav(tmp_path / "a" / "song.wav", seconds=6.0)
+    data, sr = sf.read(loud)
+    quiet = np.concatenate([data, 10 ** (-40 / 20) * data])  # its noise floor: left out
+    sf.write(tmp_path / "song.wav", quiet.astype(np.float32), sr)
+    out = tmp_path / "plots"
+    code = predict.main(["--checkpoint", str(checkpoint), "--plot", str(out), "--json",
+                         str(loud), str(tmp_path / "song.wav")])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["song-2.png", "song.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+               for p in out.iterdir())
+    assert f"plot: {out / 'song-2.png'}" in captured.err
+    first, second = (json.loads(line) for line in captured.out.splitlines())
+    end = 6.0 - CLIP_SAMPLES / 44_100  # the last window ends with the file
+    assert first["timeline"]["starts"] == [0.0, 1.5, 3.0, pytest.approx(end)]
+    assert all(first["timeline"]["counted"]) and len(first["timeline"]["probabilities"]) == 4
+    heard = [p is not None for p in second["timeline"]["probabilities"]]
+    left_out = [on and not c for on, c in zip(heard, second["timeline"]["counted"])]
+    assert sum(left_out) == second["quiet_windows"] > 0
+    probs = np.array([p for p, on in zip(second["timeline"]["probabilities"],
+                                         second["timeline"]["counted"]) if on])
+    assert np.allclose(probs.mean(0), list(second["probabilities"].values()), atol=1e-6)
+    predict.main(["--checkpoint", str(checkpoint), "--json", str(loud)])
+    assert "timeline" not in json.loads(capsys.readouterr().out), "only when drawn"
