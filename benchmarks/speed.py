@@ -37,7 +37,7 @@ from helpers import (
     training,
 )
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLIP_SAMPLES, PROJECT_2020, RECIPE, SAMPLE_RATE, TrainingConfig
+from helpers.config import CLIP_SAMPLES, PROJECT_2020, SAMPLE_RATE, TrainingConfig
 from helpers.stage2 import LOSS
 
 
@@ -48,15 +48,16 @@ def _sync(device: torch.device) -> None:
 
 def train_rate(name: str, device: torch.device, batch: int, steps: int,
                config: TrainingConfig | None = None) -> float:
-    """Training clips per second of model `name` (forward, backward, optimiser step), with the
-    augmentation and optimiser `config` asks for (default: none, Adam)."""
-    config = config or TrainingConfig()
+    """Training clips per second of Stage-1 model `name` (forward, backward, optimiser step),
+    with what `config` asks for of it (default: the 2020 project's training, no augmentation)."""
+    network = name.removesuffix("-finetune")
+    config = (config or TrainingConfig.plain()).applied("stage1", network, name)
     torch.manual_seed(0)
-    model = (models.build("musicnn", frozen=False) if name == "musicnn-finetune"
+    model = (models.build("musicnn", frozen=False) if network == "musicnn"
              else models.build(name)).to(device).train()
     augment.equip(model, config)
     opt = training.optimizer(model, config)
-    waves = augment.waves_for(config, 4)
+    waves = stage1.batch_transform(config, 4)
     loss = stage1.loss(config)
     x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
     y = torch.arange(batch, device=device) % 4
@@ -180,7 +181,7 @@ def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5)
     model = models.build("musicnn").to(device)
     feats = torch.randn(clips, model.backbone.n_features, device=device)
     targets = torch.arange(clips, device=device) % 4
-    return head_epoch(model, training.optimizer(model, TrainingConfig(optimizer="adamw")),
+    return head_epoch(model, training.optimizer(model, TrainingConfig().for_model("musicnn")),
                       nn.functional.cross_entropy, TensorBatches(feats, targets, 64, shuffle=True),
                       device, epochs)
 
@@ -221,7 +222,7 @@ def main() -> None:
     rows.append(("training clips/s, Wave1DCNN", f"{rate['wave1d']:.1f}"))
     rows.append(("training clips/s, MelCNN", f"{rate['mel']:.1f}"))
     rows.append(("MelCNN / Wave1DCNN training speed", f"{rate['mel'] / rate['wave1d']:.1f}x"))
-    recipe = train_rate("mel", device, 16, args.steps, TrainingConfig.of(**RECIPE))
+    recipe = train_rate("mel", device, 16, args.steps, TrainingConfig())
     rows.append(("training clips/s, MelCNN with the recipe (augmentation on the device)",
                  f"{recipe:.1f} (time per clip {rate['mel'] / recipe:.2f}x plain; goal <= 1.5x)"))
     rows.append(("forward GFLOP per clip, Wave1DCNN / MelCNN",
@@ -246,9 +247,8 @@ def main() -> None:
                  "goal <= 5 min)"))
     rows.append(("frozen-musicnn head epoch, 1,508 clips of cached features (goal <= 1 s)",
                  f"{head_epoch_seconds(device) * 1000:.1f} ms"))
-    tune = TrainingConfig.of(**RECIPE)
     rows.append(("training clips/s, musicnn fine-tuned (recipe's log-mel EQ and masks)",
-                 f"{train_rate('musicnn-finetune', device, 16, args.steps, tune):.1f}"))
+                 f"{train_rate('musicnn-finetune', device, 16, args.steps, TrainingConfig()):.1f}"))
     with tempfile.TemporaryDirectory() as tmp:
         for m in ("mel", "wave1d", "musicnn"):
             rows.append((f"predict a 3-minute stereo song on the CPU, {m}",

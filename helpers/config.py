@@ -114,15 +114,28 @@ PUBLISHED_IRMAS: tuple[dict[str, Any], ...] = (
 )
 
 
+# The learning rate and batch size a model trains with unless told otherwise: the 2020 network's
+# own rate, and larger batches for the heads on stored features (`TrainingConfig.for_model`).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "": {"lr": 1e-3, "batch_size": 16},
+    "wave1d": {"lr": 3e-4},
+    "transfer": {"lr": 1e-4, "batch_size": 64},
+    "transfer-musicnn": {"batch_size": 64},
+}
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Every training knob, carried by keyword from a notebook's parameters cell to `fit`, and
     saved in each checkpoint's metadata and each `metrics.json`, so a result names the settings
-    that made it. `per_model` overrides knobs for one model or Stage-2 variant by name."""
+    that made it. The defaults are the recommended recipe (values from the literature, none
+    tuned on a test split); `plain()` is the 2020 project's training, for comparison. Each
+    model uses the knobs it can (`applied`); `per_model` overrides knobs for one model or
+    Stage-2 variant by name."""
 
     epochs: int = 30
-    batch_size: int = 16
-    lr: float = 3e-4
+    batch_size: int | None = None  # None: the model's own (`MODEL_DEFAULTS`)
+    lr: float | None = None  # None: the model's own (`MODEL_DEFAULTS`)
     patience: int = 0  # stop after this many epochs without a better validation score; 0: never
     resume: bool = True  # continue from the model's last.pt when there is one
     overwrite: bool = False  # start afresh over a best.pt this run did not produce
@@ -131,20 +144,21 @@ class TrainingConfig:
     progress: bool = True
     # Optimisation: "adam" or "adamw" (decoupled weight decay); "constant" or "cosine" learning
     # rate (linear warm-up over `warmup_epochs`, then cosine decay to zero by the last epoch).
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    # Augmentation, on whole batches on the training device (see `augment`); 0/False: off.
-    mix_under: float = 0.0  # chance that a quieter clip of another instrument plays underneath
-    mix_under_db: tuple[float, float] = (-20.0, -6.0)  # its level below the labelled clip
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1  # Stage 1
+    # Augmentation, on whole batches on the training device (see `augment`), for models trained
+    # on audio (not heads on stored features); 0/False: off.
+    mix_under: float = 0.5  # Stage 1: chance that a quieter clip of another instrument plays under
+    mix_under_db: tuple[float, float] | None = (-20.0, -6.0)  # its level below the labelled clip
     mixup: float = 0.0  # Beta(a, a) mixup of clip pairs with mixed targets; a = 0: off
-    gain_db: float = 0.0  # random level change of up to ± this many dB
-    shift: bool = False  # random circular time shift
-    eq_db: float = 0.0  # random spectral tilt and band gains of up to ± this many dB (log-mel)
-    spec_masks: bool = False  # SpecAugment: one frequency and one time mask per clip (log-mel)
-    dynamic_mixing: bool = False  # Stage 2: fresh training mixes every epoch, not one fixed plan
+    gain_db: float = 6.0  # random level change of up to ± this many dB
+    shift: bool = True  # random circular time shift
+    eq_db: float = 6.0  # random spectral tilt and band gains of up to ± this many dB (log-mel)
+    spec_masks: bool = True  # SpecAugment: one frequency and one time mask per clip (log-mel)
+    dynamic_mixing: bool = True  # Stage 2: fresh training mixes every epoch, not one fixed plan
     # Share of each training batch replaced by windows where no instrument plays (hiss, hum,
     # clicks, silence; `helpers.nothing`). Stage 2: all-zero target, so a model can name
     # nothing (`irmas-predict` then names no instrument where none reaches its threshold).
@@ -155,10 +169,10 @@ class TrainingConfig:
     # hidden units (0: linear), and the backbone's learning rate as a fraction of `lr` when it
     # is fine-tuned. Defaults: the accuracy benchmark's choice on its validation timbre (Merlin:
     # MTT penultimate 91.3%, MTT pool 88.4%, MSD pool 85.1%; benchmarks/results/accuracy.md).
-    backbone: str = "MTT_musicnn"
-    layer: str = "penultimate"
-    head_hidden: int = 0
-    backbone_lr: float = 0.1
+    backbone: str | None = "MTT_musicnn"
+    layer: str | None = "penultimate"
+    head_hidden: int | None = 0
+    backbone_lr: float | None = 0.1
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -191,13 +205,37 @@ class TrainingConfig:
             merged[model] = {**merged.get(model, {}), **overrides}
         return cls(**plain, per_model=merged)
 
+    @classmethod
+    def plain(cls, **knobs: Any) -> TrainingConfig:
+        """The 2020 project's training: Adam at a constant 3e-4, no augmentation, no label
+        smoothing, no no-instrument windows, one fixed plan of Stage-2 mixes; `knobs` on top."""
+        return cls.of(**{**PLAIN, **knobs})
+
     def for_model(self, *names: str) -> TrainingConfig:
-        """The knobs that apply to model `names[0]` (its overrides folded in, then those of
-        each later name: a network, then the variant of it being trained)."""
+        """The knobs given for model `names[0]` (its overrides folded in, then those of each
+        later name: a network, then the variant of it being trained); a learning rate or batch
+        size left at None is the model's own (`MODEL_DEFAULTS`)."""
         overrides: dict[str, Any] = {}
+        own = dict(MODEL_DEFAULTS[""])
         for name in names:
             overrides.update(self.per_model.get(name, {}))
-        return replace(self, **overrides, per_model={})
+            own.update(MODEL_DEFAULTS.get(name, {}))
+        given = replace(self, **overrides, per_model={})
+        return replace(given, **{k: v for k, v in own.items() if getattr(given, k) is None})
+
+    def applied(self, stage: str, model: str, variant: str, on_audio: bool = True
+                ) -> TrainingConfig:
+        """What `variant` of `model` ("mel", "wave1d", "musicnn", "transfer") trains with in
+        `stage` (`on_audio`: trained on audio batches, not a head on stored features): its
+        knobs (`for_model`) with those it cannot use switched off, so its record says what ran.
+        Such a knob set for this model by name is a mistake, refused."""
+        unused = unusable(stage, model, on_audio)
+        for name in dict.fromkeys((model, variant)):
+            wrong = sorted(unused & set(self.per_model.get(name, {})))
+            if wrong:
+                raise ValueError(f"per-model setting {name}: {', '.join(wrong)} does nothing for "
+                                 f"{variant} in {stage}; remove it")
+        return replace(self.for_model(model, variant), **{k: OFF[k] for k in unused})
 
     def with_model(self, name: str, **overrides: Any) -> TrainingConfig:
         """This config with `overrides` for model `name` added."""
@@ -209,12 +247,35 @@ class TrainingConfig:
 
 
 _KNOBS = {f.name for f in fields(TrainingConfig)}
-
-# The training recipe (values from the literature, not tuned on any test split): the notebooks'
-# defaults, `TrainingConfig.of(**RECIPE)`. Every part is one knob; the accuracy benchmark's
-# ablation switches each off in turn to show what it carries.
-RECIPE: dict[str, Any] = {
-    "optimizer": "adamw", "weight_decay": 0.01, "lr": 1e-3, "schedule": "cosine",
-    "warmup_epochs": 1.0, "label_smoothing": 0.1, "mix_under": 0.5, "gain_db": 6.0,
-    "shift": True, "eq_db": 6.0, "spec_masks": True, "dynamic_mixing": True,
+# The 2020 project's training (`TrainingConfig.plain()`), beside the defaults in benchmarks.
+PLAIN: dict[str, Any] = {
+    "optimizer": "adam", "weight_decay": 0.0, "lr": 3e-4, "schedule": "constant",
+    "warmup_epochs": 0.0, "label_smoothing": 0.0, "mix_under": 0.0, "gain_db": 0.0,
+    "shift": False, "eq_db": 0.0, "spec_masks": False, "dynamic_mixing": False, "nothing": 0.0,
 }
+# A knob a model cannot use is recorded at this value: what it did.
+OFF: dict[str, Any] = {**PLAIN, "mixup": 0.0, "mix_under_db": None, "backbone": None,
+                       "layer": None, "head_hidden": None, "backbone_lr": None}
+_LOG_MEL = {"eq_db", "spec_masks"}  # a log-mel front end: MelCNN's, musicnn's
+_ON_AUDIO = {"mix_under", "mix_under_db", "mixup", "gain_db", "shift", "dynamic_mixing"} | _LOG_MEL
+_MUSICNN = {"backbone", "layer", "head_hidden", "backbone_lr"}
+
+
+def unusable(stage: str, model: str, on_audio: bool = True) -> set[str]:
+    """The knobs model `model` cannot use in `stage` (see `TrainingConfig.applied`)."""
+    out = set()
+    if stage == "stage1":
+        out.add("dynamic_mixing")
+    else:  # multi-hot targets: no label smoothing, no clip mixed under a label
+        out |= {"label_smoothing", "mix_under", "mix_under_db"}
+    if not on_audio:
+        out |= _ON_AUDIO
+    if model not in ("mel", "musicnn"):
+        out |= _LOG_MEL
+    if model != "musicnn":
+        out |= _MUSICNN
+    elif not on_audio:
+        out.add("backbone_lr")
+    if model == "transfer":  # the 2020 head, on Stage-1 features of mixes only
+        out.add("nothing")
+    return out

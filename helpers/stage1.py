@@ -78,7 +78,7 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     of the cached clips, computed once (`embed`); its checkpoint holds only the head and
     predicts on audio through the installed backbone. Knobs from `config.per_model[variant]`."""
     run = as_layout(run)
-    config = (config or TrainingConfig()).for_model("musicnn", variant)
+    config = (config or TrainingConfig()).applied(STAGE, "musicnn", variant, on_audio=False)
     dev = training.pick_device(config.device)
     feats = embed.musicnn_features(run, config.backbone, dev, config.progress)
     layers, labels = feats["train"]
@@ -143,7 +143,7 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
     """
     run = as_layout(run)
     variant = variant or name
-    config = (config or TrainingConfig()).for_model(name, variant)
+    config = (config or TrainingConfig()).applied(STAGE, name, variant)
     dev = training.pick_device(config.device)
     cached = load_caches(run, dev)
     classes = cached["train"].classes

@@ -103,7 +103,7 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
     """
     run = as_layout(run)
     variant = variant or (f"{name}-finetune" if finetune else name)
-    config = (config or TrainingConfig()).for_model(name, variant)
+    config = (config or TrainingConfig()).applied(STAGE, name, variant)
     dev = training.pick_device(config.device)
     cached = load_caches(run, dev)
     plans = plans_of(run, cached)
@@ -199,7 +199,7 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     on validation. Its checkpoint holds only the head and predicts on audio through the
     installed backbone. Knobs from `config.per_model[variant]`."""
     run = as_layout(run)
-    config = (config or TrainingConfig()).for_model("musicnn", variant)
+    config = (config or TrainingConfig()).applied(STAGE, "musicnn", variant, on_audio=False)
     dev = training.pick_device(config.device)
     feats = embed.musicnn_features(run, config.backbone, dev, config.progress, mixes=True)
     feats["train"] = embed.with_nothing(run, feats["train"], config.nothing, config.backbone,
@@ -217,7 +217,7 @@ def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = 
     `config.per_model[variant]`."""
     run = as_layout(run)
     variant = transfer_variant(extractor)
-    config = (config or TrainingConfig()).for_model("transfer", variant)
+    config = (config or TrainingConfig()).applied(STAGE, "transfer", variant, on_audio=False)
     dev = training.pick_device(config.device)
     feats = cached_features(run, dev, config.progress, extractor)
     batches = {s: TensorBatches(*feats[s], config.batch_size if s == "train" else 256,

@@ -20,7 +20,7 @@ from helpers import (
     stage2,
     training,
 )
-from helpers.config import RECIPE, SPLITS, TrainingConfig
+from helpers.config import SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 
@@ -185,12 +185,15 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
     layout = RunLayout(run)
     stage2.build_mixes(run, uses_per_clip=1, k_weights={1: 1, 2: 1}, random_seed=1)
     fixed = mixing.load_plan(layout.mixes("train"))[0]
-    config = TrainingConfig.of(**RECIPE, epochs=2, progress=False, device="cpu")
+    config = TrainingConfig(epochs=2, progress=False, device="cpu")
     result = stage2.train_cnn(run, "mel", config)
-    assert result.training["dynamic_mixing"] and result.training["mix_under"] == 0.5
+    assert result.training["dynamic_mixing"] and result.training["eq_db"] == 6.0
+    assert result.training["mix_under"] == result.training["label_smoothing"] == 0.0, (
+        "Stage-1 knobs did not run on mixes, and the record says so")
     assert torch.equal(mixing.load_plan(layout.mixes("train"))[0].sources, fixed.sources), (
         "the stored plan stays as notebook 04 made it")
-    dynamic = stage2.dynamic_batches(layout, cache.load_split(layout.cache("train")), config)
+    dynamic = stage2.dynamic_batches(layout, cache.load_split(layout.cache("train")),
+                                     config.for_model("mel"))
     dynamic.set_epoch(1)
     assert len(dynamic.plan) == len(fixed) and not torch.equal(dynamic.plan.sources,
                                                                 fixed.sources)
@@ -258,7 +261,8 @@ def test_a_stage2_model_trained_with_no_instrument_windows_names_nothing_in_hiss
 
     run = cached_run(demo_set, tmp_path / "run")
     stage2.build_mixes(run, uses_per_clip=4, random_seed=1)
-    config = TrainingConfig(epochs=12, lr=3e-3, nothing=0.25, progress=False, device="cpu")
+    config = TrainingConfig.plain(epochs=12, lr=3e-3, nothing=0.25, progress=False,
+                                  device="cpu")
     result = stage2.train_cnn(run, "mel", config)
     best = RunLayout(run).model("stage2", "mel").best
     assert checkpoints.load_model(best)[1]["names_nothing"] is True

@@ -14,7 +14,7 @@ from torch import nn
 
 from helpers import augment, cache, checkpoints, metrics, models, stage1, training
 from helpers.batches import ClipBatches
-from helpers.config import CLASSES, RECIPE, TrainingConfig
+from helpers.config import CLASSES, PLAIN, TrainingConfig
 from helpers.layout import ModelFiles
 
 
@@ -35,13 +35,15 @@ def tiny(demo_set, tmp_path_factory):
     }
 
 
-def _fit(tiny, out, epochs, stop_after=None, spy=None, **knobs):
-    """MelCNN fitted on `tiny`; `knobs` may switch on the recipe's parts (`config.RECIPE`)."""
+def _fit(tiny, out, epochs, stop_after=None, spy=None, recipe=False, **knobs):
+    """MelCNN fitted on `tiny` as `stage1.train` fits it: with the 2020 project's training at
+    lr 3e-3 and `knobs` over it, or with the defaults, the recipe (`recipe=True`)."""
     torch.manual_seed(0)
     model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
     meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
-    config = TrainingConfig(**{"lr": 3e-3, **knobs, "epochs": epochs, "progress": False,
-                               "device": "cpu"})
+    base = {} if recipe else {**PLAIN, "lr": 3e-3}
+    config = TrainingConfig.of(**{**base, **knobs, "epochs": epochs, "progress": False,
+                                  "device": "cpu"}).applied("stage1", "mel", "mel")
     augment.equip(model, config)
     waves = stage1.batch_transform(config, len(CLASSES))
     if spy is not None:  # sees what the real augmentation is given, then lets it run
@@ -68,12 +70,12 @@ def test_a_few_epochs_lower_the_loss_and_write_everything(tiny, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-@pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["plain", "recipe"])
+@pytest.mark.parametrize("recipe", [False, True], ids=["plain", "recipe"])
 def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path, recipe):
-    straight, _ = _fit(tiny, tmp_path / "straight", epochs=3, **recipe)
+    straight, _ = _fit(tiny, tmp_path / "straight", epochs=3, recipe=recipe)
     # the session "dies" after epoch 1
-    _fit(tiny, tmp_path / "resumed", epochs=3, stop_after=1, **recipe)
-    resumed, result = _fit(tiny, tmp_path / "resumed", epochs=3, **recipe)
+    _fit(tiny, tmp_path / "resumed", epochs=3, stop_after=1, recipe=recipe)
+    resumed, result = _fit(tiny, tmp_path / "resumed", epochs=3, recipe=recipe)
     assert list(result.history["epoch"]) == [1, 2, 3]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
@@ -88,7 +90,7 @@ def test_the_recipe_trains_and_augments_training_batches_only(tiny, tmp_path):
             return real(x, y)
         return waves
 
-    _, result = _fit(tiny, tmp_path, epochs=2, spy=spy, **RECIPE)
+    _, result = _fit(tiny, tmp_path, epochs=2, spy=spy, recipe=True)
     train, val = tiny["train"], tiny["val"]
     assert len(seen) == 2 * len(train), "every training batch, every epoch, nothing else"
     rows = {tuple(train.waves[i, 0, :64].abs().tolist()) for i in range(len(train.waves))}
@@ -171,7 +173,7 @@ def test_resume_refuses_another_model(tiny, tmp_path):
         training.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
                      metrics.accuracy_from_logits, ModelFiles(tmp_path),
                      checkpoints.model_meta("wave1d"),
-                     TrainingConfig(epochs=2, progress=False, device="cpu"))
+                     TrainingConfig(epochs=2, progress=False, device="cpu").for_model("mel"))
 
 
 def test_batches_balance_and_flip(tiny):
@@ -190,7 +192,7 @@ def test_batches_balance_and_flip(tiny):
 
 def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets():
     waves, labels = torch.randn(8, 2, 1000) * 0.1, torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
-    transform = stage1.batch_transform(TrainingConfig(nothing=0.25), n_classes=4)
+    transform = stage1.batch_transform(TrainingConfig.plain(nothing=0.25), n_classes=4)
     torch.manual_seed(5)
     x, y = transform(waves, labels)
     assert torch.equal(y[:2], torch.full((2, 4), 0.25)), "2 of 8: every instrument as likely"
@@ -199,7 +201,7 @@ def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets(
     assert set(x[:2].abs().amax(dim=(1, 2)).tolist()) <= {0.0, 0.5}, "normalised like clips"
     torch.manual_seed(5)
     assert torch.equal(transform(waves, labels)[0], x), "the same windows in a resumed epoch"
-    assert stage1.batch_transform(TrainingConfig(nothing=0.0), 4) is None, "off: untouched"
+    assert stage1.batch_transform(TrainingConfig.plain(), 4) is None, "off: untouched"
 
 
 def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
