@@ -181,7 +181,7 @@ def heard_mixes(best: Path, run: RunLayout, splits: tuple[str, ...], k_weights: 
         groups += [irmas.parse_training_name(cached.paths[int(i)]).recording
                    for i in plan.sources[:, 0]]
     return {"probs": torch.cat(probs), "y": torch.cat(targets), "groups": np.array(groups),
-            "thresholds": meta["thresholds"]}
+            "thresholds": meta["thresholds"], "classes": tuple(meta["classes"])}
 
 
 def mix_scores(items: dict, n_boot: int) -> dict:
@@ -200,16 +200,18 @@ def mix_scores(items: dict, n_boot: int) -> dict:
         return float(f1_score(y[idx].numpy(), named[idx].numpy(), average="micro",
                               zero_division=0))
 
-    tuned = metrics.multilabel_scores(named, y)
+    classes = items["classes"]
+    tuned = metrics.multilabel_scores(named, y, classes)
     return {"mixes": len(y), "recordings": len(set(items["groups"])),
-            "exact_p05": metrics.multilabel_scores((probs >= 0.5).float(), y)["exact_match"],
+            "exact_p05": metrics.multilabel_scores((probs >= 0.5).float(), y,
+                                                   classes)["exact_match"],
             "exact": tuned["exact_match"],
             "exact_95": metrics.bootstrap_interval(mean_exact, items["groups"], n_boot),
             "micro_f1": tuned["micro_f1"],
             "micro_f1_95": metrics.bootstrap_interval(micro_f1, items["groups"], n_boot),
             "macro_f1": tuned["macro_f1"],
             "exact_k_known": metrics.multilabel_scores(metrics.top_k_predictions(probs, k),
-                                                       y)["exact_match"],
+                                                       y, classes)["exact_match"],
             "count_accuracy": tuned["count_accuracy"],
             "per_k": {int(n): {"exact": float(exact[(k == n).numpy()].mean()),
                                "count_accuracy": float((said[k == n] == n).float().mean())}

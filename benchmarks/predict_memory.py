@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from helpers import checkpoints, models, runs
+from helpers.config import CLASSES
 
 MEASURE = """
 import resource, sys, time
@@ -48,8 +49,9 @@ def main() -> None:
     print(f"{'recording':>10}  {'file MB':>8}  {'peak MB (model)':>15}  {'peak MB (predict)':>17}"
           f"  {'growth MB':>9}  {'seconds':>7}")
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = checkpoints.save_checkpoint(Path(tmp) / "mel.pt", models.build("mel"),
-                                           checkpoints.model_meta("mel", task="multi"))
+        ckpt = checkpoints.save_checkpoint(
+            Path(tmp) / "mel.pt", models.build("mel", n_outputs=len(CLASSES)),
+            checkpoints.model_meta("mel", classes=CLASSES, task="multi"))
         for label, seconds in (("4 s", 4.0), ("3 min", 180.0), ("30 min", 1800.0)):
             wav = write_noise(Path(tmp) / f"{seconds:.0f}.wav", seconds)
             done = subprocess.run([sys.executable, "-c", MEASURE, str(ckpt), str(wav)],

@@ -37,7 +37,7 @@ from helpers import (
     training,
 )
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLIP_SAMPLES, PROJECT_2020, SAMPLE_RATE, TrainingConfig
+from helpers.config import CLASSES, CLIP_SAMPLES, PROJECT_2020, SAMPLE_RATE, TrainingConfig
 from helpers.stage2 import LOSS
 
 
@@ -53,8 +53,8 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
     network = name.removesuffix("-finetune")
     config = (config or TrainingConfig.plain()).applied("stage1", network, name)
     torch.manual_seed(0)
-    model = (models.build("musicnn", frozen=False) if network == "musicnn"
-             else models.build(name)).to(device).train()
+    model = (models.build("musicnn", n_outputs=len(CLASSES), frozen=False) if network == "musicnn"
+             else models.build(name, n_outputs=len(CLASSES))).to(device).train()
     augment.equip(model, config)
     opt = training.optimizer(model, config)
     waves = stage1.batch_transform(config, 4)
@@ -75,7 +75,7 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
 
 
 def gflop_per_clip(name: str) -> float:
-    model = models.build(name).eval()
+    model = models.build(name, n_outputs=len(CLASSES)).eval()
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 2, CLIP_SAMPLES))
     return counter.get_total_flops() / 1e9
@@ -106,7 +106,7 @@ def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, flo
     cold = wav_rate(root, paths) if drop_page_cache() else None
     warm = wav_rate(root, paths)
     split = cache.load_split(cache.build_split(manifest, root, "train", root / "train.pt",
-                                               progress=False), device)
+                                               progress=False, classes=CLASSES), device)
     index, sign = split.balanced()
     batches = ClipBatches(split.waves, split.labels, 16, index, sign, shuffle=True)
     n, tic = 0, time.perf_counter()
@@ -123,7 +123,7 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     labels = torch.arange(clips, device=device) % 4
     batches = ClipBatches(waves, labels, batch, shuffle=True)
     torch.manual_seed(0)
-    model = models.build(name).to(device).train()
+    model = models.build(name, n_outputs=len(CLASSES)).to(device).train()
     opt = torch.optim.Adam(model.parameters(), 3e-4)
     _sync(device)
     tic = time.perf_counter()
@@ -139,7 +139,7 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
     feats = torch.randn(mixes, 254, device=device)
     targets = torch.zeros(mixes, 4, device=device)
     targets[torch.arange(mixes), torch.arange(mixes) % 4] = 1
-    head = models.build("transfer").to(device)
+    head = models.build("transfer", n_outputs=len(CLASSES)).to(device)
     return head_epoch(head, torch.optim.Adam(head.parameters(), 1e-4), LOSS,
                       TensorBatches(feats, targets, 64, shuffle=True), device, epochs)
 
@@ -178,7 +178,7 @@ def embed_rate(device: torch.device, batch: int = 32, batches: int = 3) -> float
 def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5) -> float:
     """One epoch of a linear head on cached musicnn features of the default layer (200 of
     `penultimate`) of IRMAS's four-instrument training split (1,508 clips), batch 64, AdamW."""
-    model = models.build("musicnn").to(device)
+    model = models.build("musicnn", n_outputs=len(CLASSES)).to(device)
     feats = torch.randn(clips, model.backbone.n_features, device=device)
     targets = torch.arange(clips, device=device) % 4
     return head_epoch(model, training.optimizer(model, TrainingConfig().for_model("musicnn")),
@@ -195,8 +195,10 @@ def predict_seconds(folder: Path, name: str, seconds: float = 180.0,
     rng = np.random.default_rng(0)
     sf.write(song, (0.1 * rng.standard_normal((int(seconds * SAMPLE_RATE), 2))).astype(
         np.float32), SAMPLE_RATE, subtype="PCM_16")
-    ckpt = checkpoints.save_checkpoint(folder / f"{name}.pt", models.build(name),
-                                       checkpoints.model_meta(name, task="multi"))
+    ckpt = checkpoints.save_checkpoint(folder / f"{name}.pt",
+                                       models.build(name, n_outputs=len(CLASSES)),
+                                       checkpoints.model_meta(name, classes=CLASSES,
+                                                              task="multi"))
     predictor = predict.Predictor(ckpt, device="cpu", hop_seconds=hop)
     predictor(song)  # warm-up
     tic = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,9 +21,9 @@ from helpers import cache, checkpoints, metrics, mixing, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, read_audio
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT, PUBLISHED_IRMAS
+from helpers.config import IRMAS_TEST_SPLIT, PUBLISHED_IRMAS
 from helpers.layout import ModelFiles, RunLayout, as_layout
-from helpers.predict import HOP_SECONDS, Predictor, present
+from helpers.predict import HOP_SECONDS, Prediction, Predictor, present
 from helpers.stage1 import STAGE as STAGE1
 from helpers.stage2 import EXTRACTOR, cached_features, load_mixes
 from helpers.stage2 import STAGE as STAGE2
@@ -41,7 +41,7 @@ class Evaluation:
     targets: torch.Tensor
     pred: torch.Tensor
     audio: Callable[[int], torch.Tensor]
-    classes: tuple[str, ...] = CLASSES
+    classes: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -207,6 +207,28 @@ def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir
         out[name] = Evaluation(name, kept, p, y,
                                present(p, predictor.meta["task"], predictor.threshold),
                                lambda i, k=kept: read_audio(data_dir / k[i]), classes)
+    return out
+
+
+def timelines(run: RunLayout | str | Path, excerpts: Evaluation, count: int = 6,
+              hop_seconds: float = HOP_SECONDS, device: str | None = None
+              ) -> list[tuple[Prediction, dict[str, float], list[str]]]:
+    """Up to `count` of the excerpts `excerpts` (an `evaluate_excerpts` result; its model
+    `stage/name`) heard again window by window, mistakes first (up to half): each one's
+    `Prediction` with its timeline, the probability each class had to reach and the
+    instruments playing, for `plots.timeline`."""
+    run = as_layout(run)
+    _, data_dir, _ = runs.load_dataset(run)
+    wrong = excerpts.select(outcome="wrong")[:count // 2]
+    picked = (wrong + excerpts.select(outcome="right"))[:count]
+    stage, name = excerpts.model.split("/")
+    predictor = Predictor(run.model(stage, name).best, str(training.pick_device(device)),
+                          hop_seconds, timeline=True)
+    out = []
+    for i in sorted(picked):
+        heard = replace(predictor(data_dir / excerpts.items[i]), path=excerpts.items[i])
+        playing = [c for c, on in zip(excerpts.classes, excerpts.targets[i]) if on]
+        out.append((heard, predictor.thresholds(heard), playing))
     return out
 
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, load_clip
-from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, SEED, SPLITS
+from helpers.config import CLIP_SAMPLES, SAMPLE_RATE, SEED, SPLITS
 from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout
 from helpers.splits import balance_train
@@ -37,7 +37,7 @@ class CachedSplit:
     paths: list[str]
     skipped: list[tuple[str, str]]
     key: str  # what it was built from (`cache_key`); artefacts derived from it record this
-    classes: tuple[str, ...] = CLASSES
+    classes: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -68,7 +68,7 @@ def _file_id(file: Path, md5: str) -> list:
     return [md5, info.st_size, info.st_mtime_ns]
 
 
-def cache_key(rows: pd.DataFrame, root: Path, classes: tuple[str, ...] = CLASSES) -> str:
+def cache_key(rows: pd.DataFrame, root: Path, classes: tuple[str, ...]) -> str:
     """Fingerprint of what a cache was built from: file list, checksums, class list, audio
     parameters."""
     ids = [(path, _file_id(root / path, md5)) for path, md5 in zip(rows["path"], rows["md5"])]
@@ -127,7 +127,8 @@ def build_split(
     split: str,
     target: str | Path,
     progress: bool = True,
-    classes: tuple[str, ...] = CLASSES,
+    *,
+    classes: tuple[str, ...],
 ) -> Path:
     """Decode the clips of `split` under `root` into the file `target` (reused if current),
     labelled by their index in `classes` (rows of other instruments are left out).
@@ -192,13 +193,14 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
         data = torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise CacheError(f"{path}: cannot be loaded ({err}); {rebuild}") from err
+    if "classes" not in data:
+        raise CacheError(f"{path}: does not say which instruments its labels stand for; {rebuild}")
     return CachedSplit(data["waves"], data["labels"], data["paths"],
-                       [tuple(s) for s in data["skipped"]], data["key"],
-                       tuple(data.get("classes", CLASSES)))  # caches before the choice: four
+                       [tuple(s) for s in data["skipped"]], data["key"], tuple(data["classes"]))
 
 
 def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True,
-              classes: tuple[str, ...] = CLASSES) -> dict[str, CachedSplit]:
+              *, classes: tuple[str, ...]) -> dict[str, CachedSplit]:
     """Build (or reuse) and load the cache of every split of the run, on its `classes`."""
     return {s: load_split(build_split(manifest, root, s, run.cache(s), progress, classes))
             for s in SPLITS}

@@ -17,7 +17,7 @@ from torch import nn
 
 from helpers import models, musicnn
 from helpers.atomic import atomic_write
-from helpers.config import ALL_CLASSES, CLASSES, CLIP_SAMPLES, SAMPLE_RATE
+from helpers.config import ALL_CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 
 FORMAT = "irmas-instruments/1"
 TASKS = ("single", "multi")  # Stage 1 (one instrument, softmax), Stage 2 (any, sigmoid)
@@ -27,7 +27,7 @@ class CheckpointError(ValueError):
     """A file that is not a checkpoint of this project; the message names it."""
 
 
-def model_meta(name: str, task: str = "single", classes: tuple[str, ...] = CLASSES,
+def model_meta(name: str, *, classes: tuple[str, ...], task: str = "single",
                **model_kwargs) -> dict:
     """Metadata that rebuilds a model: `task` is "single" (Stage 1) or "multi" (Stage 2);
     `classes` the instruments its outputs stand for, in order."""

@@ -16,8 +16,6 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from helpers.config import CLASSES
-
 
 def _numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -28,7 +26,7 @@ def accuracy_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(accuracy_score(_numpy(targets), _numpy(logits.argmax(dim=1))))
 
 
-def per_class(y_true, y_pred, classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+def per_class(y_true, y_pred, classes: tuple[str, ...]) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, plus the macro average."""
     p, r, f, s = precision_recall_fscore_support(
         _numpy(y_true), _numpy(y_pred), labels=range(len(classes)), zero_division=0)
@@ -45,19 +43,19 @@ def _classes(classes: tuple[str, ...], width: int) -> tuple[str, ...]:
     return tuple(classes)
 
 
-def per_label(targets, pred, classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+def per_label(targets, pred, classes: tuple[str, ...]) -> pd.DataFrame:
     """Multi-label precision, recall, F1 and support per class (rows), from multi-hot rows."""
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
     return per_class(y, p, _classes(classes, y.shape[1])).drop(index="macro")
 
 
-def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> np.ndarray:
+def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
     """Counts: rows are true classes, columns predicted ones."""
     return confusion_matrix(_numpy(y_true), _numpy(y_pred), labels=range(n_classes))
 
 
 def single_label_summary(logits: torch.Tensor, targets: torch.Tensor,
-                         classes: tuple[str, ...] = CLASSES) -> dict:
+                         classes: tuple[str, ...]) -> dict:
     """Accuracy, macro F1, per-class F1 and the confusion matrix of one evaluation."""
     classes = _classes(classes, logits.shape[1])
     pred = logits.argmax(dim=1)
@@ -77,7 +75,7 @@ def top_k_predictions(probs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor,
-                      classes: tuple[str, ...] = CLASSES) -> dict:
+                      classes: tuple[str, ...]) -> dict:
     """Scores of multi-hot predictions: the 2020 project's per-label accuracy and the stricter
     ones."""
     y, p = _numpy(targets).astype(int), _numpy(pred).astype(int)
@@ -94,8 +92,8 @@ def multilabel_scores(pred: torch.Tensor, targets: torch.Tensor,
     }
 
 
-def multilabel_summary(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5,
-                       classes: tuple[str, ...] = CLASSES) -> dict:
+def multilabel_summary(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5, *,
+                       classes: tuple[str, ...]) -> dict:
     """Scores at a probability threshold and with the true count known (top-k), plus LRAP."""
     probs = torch.sigmoid(logits.float())
     k = targets.sum(dim=1).long()
@@ -138,12 +136,12 @@ def micro_f1_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> float:
 OTHER = "Other"
 
 
-def combination_label(row, classes: tuple[str, ...] = CLASSES) -> str:
+def combination_label(row, classes: tuple[str, ...]) -> str:
     """`gac+pia`: the class codes of one multi-hot row."""
     return "+".join(c for c, on in zip(classes, _numpy(row).astype(bool)) if on)
 
 
-def combination_confusion(targets, pred, k: int = 2, classes: tuple[str, ...] = CLASSES
+def combination_confusion(targets, pred, k: int = 2, *, classes: tuple[str, ...]
                           ) -> pd.DataFrame:
     """The 2020 project's pair matrix, for any k: rows are the true k-instrument combinations,
     columns the same combinations plus "Other" (a prediction with a wrong number of

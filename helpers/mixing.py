@@ -24,7 +24,7 @@ from helpers import nothing
 from helpers.atomic import atomic_write
 from helpers.audio import peak_normalise
 from helpers.batches import Batches
-from helpers.config import CLASSES, SAMPLE_RATE, SEED
+from helpers.config import SAMPLE_RATE, SEED
 
 MAX_K = 4  # instruments in one mix: 1 to 4 (the 2020 project: 2)
 
@@ -37,7 +37,7 @@ class MixPlan:
     sources: torch.Tensor
     gains: torch.Tensor
     targets: torch.Tensor
-    classes: tuple[str, ...] = CLASSES
+    classes: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -68,7 +68,8 @@ def plan_mixes(
     k_weights: dict[int, float] | None = None,
     gain_db: float = 6.0,
     seed: int = SEED,
-    classes: tuple[str, ...] = CLASSES,
+    *,
+    classes: tuple[str, ...],
 ) -> MixPlan:
     """Plan mixes of one split's clips (`labels`: index into `classes` per cached clip).
 
@@ -149,7 +150,7 @@ class DynamicMixBatches(MixBatches):
 
     def __init__(self, waves: torch.Tensor, labels: torch.Tensor | np.ndarray, batch_size: int,
                  uses_per_clip: float = 3.0, k_weights: dict[int, float] | None = None,
-                 gain_db: float = 6.0, seed: int = SEED, classes: tuple[str, ...] = CLASSES,
+                 gain_db: float = 6.0, seed: int = SEED, *, classes: tuple[str, ...],
                  nothing: float = 0.0) -> None:
         self.labels, self.settings = np.asarray(labels), (uses_per_clip, k_weights, gain_db)
         self.classes = classes
@@ -179,8 +180,11 @@ def load_plan(path: str | Path) -> tuple[MixPlan, dict]:
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"{path}: damaged mix plan ({err}); run "
                          "notebooks/04_generate_mixes.ipynb again") from err
-    classes = tuple(data.get("classes", CLASSES))
-    return MixPlan(data["sources"], data["gains"], data["targets"], classes), data["meta"]
+    if "classes" not in data:
+        raise ValueError(f"{path}: does not say which instruments its targets stand for; run "
+                         "notebooks/04_generate_mixes.ipynb again")
+    return (MixPlan(data["sources"], data["gains"], data["targets"], tuple(data["classes"])),
+            data["meta"])
 
 
 def instruments(plan: MixPlan, i: int) -> list[str]:

@@ -12,7 +12,7 @@ import torchaudio
 from torch import nn
 
 from helpers import musicnn
-from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
+from helpers.config import CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
 
 # (in, out, kernel, pool) of the 2020 project's six Conv1d-ReLU-MaxPool1d-BatchNorm1d blocks.
 WAVE1D_BLOCKS = ((2, 64, 11, 2), (64, 64, 9, 2), (64, 64, 7, 4), (64, 32, 5, 4), (32, 16, 5, 4),
@@ -29,7 +29,7 @@ class Wave1DCNN(nn.Module):
     """The 2020 project's "best architecture": 81,166 conv + linear parameters on stereo
     `[B, 2, 132299]` waveforms."""
 
-    def __init__(self, n_outputs: int = len(CLASSES), length: int = CLIP_SAMPLES,
+    def __init__(self, *, n_outputs: int, length: int = CLIP_SAMPLES,
                  dropout: float = 0.3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -78,7 +78,7 @@ class MelCNN(nn.Module):
     the spectral envelope, and on the demo set this raised validation accuracy markedly.
     """
 
-    def __init__(self, n_outputs: int = len(CLASSES), n_mels: int = 96,
+    def __init__(self, *, n_outputs: int, n_mels: int = 96,
                  widths: tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.3) -> None:
         super().__init__()
         self.frontend = LogMel(n_mels)
@@ -103,7 +103,7 @@ class TransferHead(nn.Module):
     """The 2020 project's Stage-2 transfer head on frozen Stage-1 features: Dropout(0.2) -> 254->100
     -> 100->50 -> 50->4, no activations in between (30,754 parameters), as it had it."""
 
-    def __init__(self, n_features: int = 254, n_outputs: int = len(CLASSES),
+    def __init__(self, n_features: int = 254, *, n_outputs: int,
                  dropout: float = 0.2) -> None:
         super().__init__()
         self.layers = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, 100),
@@ -188,7 +188,7 @@ class MusicnnClassifier(nn.Module):
     `forward` takes clips `[B, 2, L]`, or `[B, n_features]` features this backbone already
     computed (frozen heads train on cached features, `embed`)."""
 
-    def __init__(self, n_outputs: int = len(CLASSES), checkpoint: str = TrainingConfig.backbone,
+    def __init__(self, *, n_outputs: int, checkpoint: str = TrainingConfig.backbone,
                  layer: str = TrainingConfig.layer, hidden: int = 0, frozen: bool = True,
                  dropout: float = 0.2) -> None:
         super().__init__()

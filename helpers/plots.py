@@ -266,13 +266,14 @@ def multilabel_figures(ev, title: str) -> dict[str, plt.Figure]:
             "named_when_playing": named_when_playing(ev, title)}
 
 
-def timeline(prediction, thresholds: dict[str, float], clip_seconds: float = 3.0
-             ) -> plt.Figure:
+def timeline(prediction, thresholds: dict[str, float], clip_seconds: float = 3.0,
+             playing: list[str] | None = None) -> plt.Figure:
     """What a model heard in one file, window by window (`predict.Prediction` with its
     timeline): a row per instrument with its probability over time (each window drawn at its
     middle), the probability it had to reach to be named (dashed) and the file's average (the
     label; green: named). Windows left out of the answer (the noise floor) are grey crosses;
-    silent ones are gaps. The title is the verdict `irmas-predict` prints."""
+    silent ones are gaps. The title is the verdict `irmas-predict` prints; the instruments
+    `playing`, when known, are shaded."""
     line = prediction.timeline
     classes = list(prediction.probabilities)
     times = [start + clip_seconds / 2 for start in line.starts]
@@ -292,6 +293,10 @@ def timeline(prediction, thresholds: dict[str, float], clip_seconds: float = 3.0
                 transform=ax.transAxes, va="center", fontsize=9,
                 color="#1a7f37" if named else "0.35", fontweight="bold" if named else "normal")
         ax.set(ylim=(-0.05, 1.05), yticks=[0, 1], ylabel="")
+        if playing is not None and code in playing:
+            ax.set_facecolor("#eef6ee")
+            ax.text(0.005, 0.9, "playing", transform=ax.transAxes, fontsize=8, va="top",
+                    color="#1a7f37")
         ax.tick_params(labelsize=8)
     axes[-1, 0].set_xlabel("seconds (middle of each 3 s window)")
     fig.suptitle(textwrap.fill(prediction.line(), 110), fontsize=9, x=0.02, ha="left")

@@ -17,7 +17,6 @@ import torch
 
 from helpers import config, irmas
 from helpers.atomic import atomic_write
-from helpers.config import CLASSES
 from helpers.layout import RunLayout, as_layout
 
 
@@ -56,7 +55,7 @@ def read_json(path: str | Path, producer: str) -> dict:
 
 
 def save_dataset(run: RunLayout | str | Path, source: str, data_dir: str | Path,
-                 manifest: pd.DataFrame, classes: tuple[str, ...] = CLASSES) -> None:
+                 manifest: pd.DataFrame, classes: tuple[str, ...]) -> None:
     """Record the prepared data set (its source, folder, instruments and manifest) in the run
     folder."""
     run = as_layout(run)
@@ -68,11 +67,15 @@ def save_dataset(run: RunLayout | str | Path, source: str, data_dir: str | Path,
 
 def instruments(run: RunLayout | str | Path, requested: str | list[str] | None = None
                 ) -> tuple[str, ...]:
-    """The instruments notebook 01 chose for this run (runs from before the choice existed:
-    the seed's four). `requested` (a later notebook's `instruments` parameter; None: whatever
-    the run has) must name the same set, or the run would mix two meanings of its outputs."""
-    info = read_json(as_layout(run).dataset, "01_download")
-    recorded = tuple(info.get("instruments", CLASSES))
+    """The instruments notebook 01 chose for this run. `requested` (a later notebook's
+    `instruments` parameter; None: whatever the run has) must name the same set, or the run
+    would mix two meanings of its outputs."""
+    run = as_layout(run)
+    info = read_json(run.dataset, "01_download")
+    if "instruments" not in info:
+        raise ValueError(f"{run.dataset}: does not name the run's instruments; run "
+                         "notebooks/01_download.ipynb again")
+    recorded = tuple(info["instruments"])
     wanted = recorded if requested is None else config.instruments(requested)
     if wanted != recorded:
         raise ValueError(

@@ -63,7 +63,7 @@ def build_mixes(run: RunLayout | str | Path, uses_per_clip: float = 3.0,
                 plans[split] = plan
                 continue
         plan = mixing.plan_mixes(cached.labels, uses_per_clip, k_weights, gain_db,
-                                 random_seed * 100 + offset, cached.classes)
+                                 random_seed * 100 + offset, classes=cached.classes)
         mixing.save_plan(path, plan, {**settings, "cache_key": cached.key, "key": key})
         plans[split] = plan
     return plans
@@ -143,7 +143,8 @@ def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingCo
     k_weights = {int(k): w for k, w in settings["k_weights"].items()}
     return mixing.DynamicMixBatches(train.waves, train.labels, config.batch_size,
                                     settings["uses_per_clip"], k_weights, settings["gain_db"],
-                                    config.random_seed, train.classes, config.nothing)
+                                    config.random_seed, classes=train.classes,
+                                    nothing=config.nothing)
 
 
 def tune_and_test(best: Path, batches: dict[str, Batches], device: torch.device) -> dict:

@@ -14,13 +14,13 @@ from IPython.display import Audio, display
 
 from helpers.analysis import Evaluation
 from helpers.cache import CachedSplit
-from helpers.config import CLASS_NAMES, CLASSES, SAMPLE_RATE
+from helpers.config import CLASS_NAMES, SAMPLE_RATE
 from helpers.mixing import MixPlan, by_combination, mix
 
 ANY = "any"
 
 
-def combination_names(row: torch.Tensor, classes: tuple[str, ...] = CLASSES) -> str:
+def combination_names(row: torch.Tensor, classes: tuple[str, ...]) -> str:
     """`piano + trumpet` for a multi-hot row over `classes`; `nothing` when empty."""
     names = [CLASS_NAMES[c] for c, on in zip(classes, row.tolist()) if on > 0]
     return " + ".join(names) or "nothing"

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from helpers import cache, checkpoints, demo, models, notebooks, runs
-from helpers.config import SPLITS
+from helpers.config import CLASSES, SPLITS
 from helpers.layout import RunLayout
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,16 +69,17 @@ def checkpoint(tmp_path_factory):
     """An untrained Stage-2 MelCNN checkpoint: what the predict and checkpoint tests load."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ck") / "best.pt"
-    return checkpoints.save_checkpoint(path, models.build("mel"),
-                                       checkpoints.model_meta("mel", task="multi"))
+    return checkpoints.save_checkpoint(path, models.build("mel", n_outputs=len(CLASSES)),
+                                       checkpoints.model_meta("mel", task="multi", classes=CLASSES))
 
 
 def cached_run(demo_set, run_dir: Path) -> Path:
     """A run folder as notebooks 01 and 02 leave it: the tiny demo set recorded, splits cached."""
     root, manifest = demo_set
-    runs.save_dataset(run_dir, "demo", root, manifest)
+    runs.save_dataset(run_dir, "demo", root, manifest, classes=CLASSES)
     for split in SPLITS:
-        cache.build_split(manifest, root, split, RunLayout(run_dir).cache(split), progress=False)
+        cache.build_split(manifest, root, split, RunLayout(run_dir).cache(split), progress=False,
+                          classes=CLASSES)
     return run_dir
 
 

@@ -26,7 +26,7 @@ from helpers import (
     training,
     widgets,
 )
-from helpers.config import TrainingConfig
+from helpers.config import CLASSES, TrainingConfig
 from helpers.layout import RunLayout
 
 
@@ -91,7 +91,7 @@ def test_whole_excerpts_are_heard_through_windows(run, demo_set):
 def test_missing_excerpt_files_are_named(run, demo_set, tmp_path):
     root, manifest = demo_set
     moved = tmp_path / "run"
-    runs.save_dataset(moved, "irmas", tmp_path / "empty", manifest)
+    runs.save_dataset(moved, "irmas", tmp_path / "empty", manifest, classes=CLASSES)
     with pytest.raises(FileNotFoundError, match="01_download.*test1"):
         analysis.excerpt_rows(moved)
 
@@ -105,7 +105,7 @@ def test_unreadable_excerpts_are_skipped_with_a_warning(run, demo_set, tmp_path)
         shutil.copy(root / path, data / path)
     (data / excerpts[0]).write_bytes(b"<html>not audio</html>")
     other = tmp_path / "run"
-    runs.save_dataset(other, "demo", data, manifest)
+    runs.save_dataset(other, "demo", data, manifest, classes=CLASSES)
     for stage in ("stage1", "stage2"):
         (other / stage).symlink_to(run / stage)
     with pytest.warns(UserWarning, match="skipped.*" + re.escape(Path(excerpts[0]).name)):
@@ -258,7 +258,8 @@ def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
     run = RunLayout(tmp_path)
     y = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
     right, wrong = y.clone(), y.flip(0)
-    evaluations = {name: analysis.Evaluation(name, ["a", "b"], y, y, pred, lambda i: None)
+    evaluations = {name: analysis.Evaluation(name, ["a", "b"], y, y, pred, lambda i: None,
+                                             classes=CLASSES)
                    for name, pred in (("good-on-test", right), ("good-on-val", wrong))}
     for name, val in (("good-on-test", 0.5), ("good-on-val", 0.9)):
         results.save(run.model("stage2", name).metrics, results.TrainResult(
@@ -272,8 +273,8 @@ def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
     assert analysis.best(staged, run) == "stage2/good-on-val"
     # a head on the pretrained backbone comes first, whatever its in-font validation score
     head = run.model("stage2", "transfer-musicnn")
-    checkpoints.save_checkpoint(head.best, models.build("musicnn"),
-                                checkpoints.model_meta("musicnn", task="multi"))
+    checkpoints.save_checkpoint(head.best, models.build("musicnn", n_outputs=len(CLASSES)),
+                                checkpoints.model_meta("musicnn", task="multi", classes=CLASSES))
     results.save(head.metrics, results.load(run.model("stage2", "good-on-test").metrics))
     staged["stage2/transfer-musicnn"] = evaluations["good-on-test"]
     assert analysis.best(staged, run) == "stage2/transfer-musicnn"

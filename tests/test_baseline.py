@@ -4,6 +4,7 @@ import torch
 from conftest import cached_run
 
 from helpers import baseline, cache, results
+from helpers.config import CLASSES
 from helpers.layout import RunLayout
 
 
@@ -25,7 +26,7 @@ def _tones(n_per_class: int, seed: int) -> cache.CachedSplit:
             waves.append((tone + 0.05 * torch.randn(2, len(t), generator=g)).half())
             labels.append(c)
     return cache.CachedSplit(torch.stack(waves), torch.tensor(labels),
-                             [f"{i}.wav" for i in range(len(labels))], [], "tones")
+                             [f"{i}.wav" for i in range(len(labels))], [], "tones", classes=CLASSES)
 
 
 @pytest.mark.parametrize("kind", ["logreg", "forest"])

@@ -5,6 +5,7 @@ import torch
 from conftest import write_wav
 
 from helpers import checkpoints, models, predict
+from helpers.config import CLASSES
 
 
 def _edited(checkpoint, tmp_path, **changes):
@@ -90,6 +91,7 @@ def test_an_empty_file_says_so(tmp_path):
 def test_the_good_one_and_old_names_still_load(checkpoint, tmp_path):
     model, meta = checkpoints.load_model(checkpoint)
     assert meta["classes"] == ["gac", "pia", "tru", "vio"] and isinstance(model, models.MelCNN)
-    old = checkpoints.save_checkpoint(tmp_path / "old.pt", models.Wave1DCNN(),
-                                      checkpoints.model_meta("seed"))  # before the rename
+    old = checkpoints.save_checkpoint(tmp_path / "old.pt", models.Wave1DCNN(n_outputs=len(CLASSES)),
+                                      checkpoints.model_meta("seed",
+                                                             classes=CLASSES))  # before the rename
     assert isinstance(checkpoints.load_model(old)[0], models.Wave1DCNN)

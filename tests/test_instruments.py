@@ -127,9 +127,9 @@ def test_a_model_of_another_instrument_set_is_refused_with_both_lists(eleven, de
     run, _ = eleven
     four = RunLayout(tmp_path / "four")
     root, manifest = demo_set
-    runs.save_dataset(four, "demo", root, manifest)
+    runs.save_dataset(four, "demo", root, manifest, classes=CLASSES)
     for split in SPLITS:
-        cache.build_split(manifest, root, split, four.cache(split), progress=False)
+        cache.build_split(manifest, root, split, four.cache(split), progress=False, classes=CLASSES)
     four.model("stage1", "mel").folder.mkdir(parents=True)
     shutil.copy(run.model("stage1", "mel").best, four.model("stage1", "mel").best)
     with pytest.raises(checkpoints.CheckpointError,

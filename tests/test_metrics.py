@@ -2,12 +2,13 @@ import numpy as np
 import torch
 
 from helpers import metrics
+from helpers.config import CLASSES
 
 
 def test_single_label_summary_matches_hand_counts():
     targets = torch.tensor([0, 0, 1, 2, 3, 3])
     logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 2, 3, 0]), 4).float()
-    s = metrics.single_label_summary(logits, targets)
+    s = metrics.single_label_summary(logits, targets, classes=CLASSES)
     assert s["accuracy"] == 4 / 6
     assert np.array_equal(s["confusion"], [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0],
                                            [1, 0, 0, 1]])
@@ -15,7 +16,7 @@ def test_single_label_summary_matches_hand_counts():
 
 
 def test_per_class_keeps_absent_classes():
-    table = metrics.per_class([0, 0], [0, 1])
+    table = metrics.per_class([0, 0], [0, 1], classes=CLASSES)
     assert list(table.index) == ["gac", "pia", "tru", "vio", "macro"]
     assert table.loc["vio", "support"] == 0
 
@@ -28,14 +29,14 @@ def _hot(*rows: str) -> torch.Tensor:
 def test_pair_matrix_has_six_pairs_and_other_for_a_wrong_count():
     targets = _hot("gac+pia", "gac+pia", "tru+vio", "pia+tru", "gac")
     pred = _hot("gac+pia", "gac", "tru+vio", "gac+pia+tru", "gac+tru")
-    table = metrics.combination_confusion(targets, pred, k=2)
+    table = metrics.combination_confusion(targets, pred, k=2, classes=CLASSES)
     assert list(table.index) == ["gac+pia", "gac+tru", "gac+vio", "pia+tru", "pia+vio",
                                  "tru+vio"]
     assert list(table.columns) == [*table.index, "Other"]
     assert table.to_numpy().sum() == 4, "the one-instrument row is not a pair"
     assert table.loc["gac+pia", "gac+pia"] == 1 and table.loc["gac+pia", "Other"] == 1
     assert table.loc["pia+tru", "Other"] == 1 and table.loc["tru+vio", "tru+vio"] == 1
-    singles = metrics.combination_confusion(targets, pred, k=1)
+    singles = metrics.combination_confusion(targets, pred, k=1, classes=CLASSES)
     assert singles.shape == (4, 5) and singles.loc["gac", "Other"] == 1
 
 

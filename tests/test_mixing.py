@@ -11,7 +11,7 @@ LABELS = torch.tensor([0] * 9 + [1] * 12 + [2] * 7 + [3] * 8)
 
 
 def test_pairs_are_balanced_distinct_and_evenly_used():
-    plan = mixing.plan_mixes(LABELS, uses_per_clip=3, seed=0)
+    plan = mixing.plan_mixes(LABELS, uses_per_clip=3, seed=0, classes=CLASSES)
     assert (plan.k == 2).all()
     assert len(plan) == round(len(LABELS) * 3 / 2)
     combos = [tuple(t.nonzero().flatten().tolist()) for t in plan.targets]
@@ -24,7 +24,7 @@ def test_pairs_are_balanced_distinct_and_evenly_used():
 
 
 def test_labels_match_the_sources():
-    plan = mixing.plan_mixes(LABELS, k_weights={1: 1, 2: 1, 3: 1, 4: 1}, seed=3)
+    plan = mixing.plan_mixes(LABELS, k_weights={1: 1, 2: 1, 3: 1, 4: 1}, seed=3, classes=CLASSES)
     assert set(plan.k.tolist()) == {1, 2, 3, 4}
     for sources, target, gains in zip(plan.sources, plan.targets, plan.gains):
         used = sources[sources >= 0]
@@ -36,16 +36,16 @@ def test_labels_match_the_sources():
 
 
 def test_same_seed_same_mixes_other_seed_other_mixes():
-    a, b = (mixing.plan_mixes(LABELS, seed=5) for _ in range(2))
+    a, b = (mixing.plan_mixes(LABELS, seed=5, classes=CLASSES) for _ in range(2))
     assert torch.equal(a.sources, b.sources) and torch.equal(a.gains, b.gains)
-    assert not torch.equal(a.sources, mixing.plan_mixes(LABELS, seed=6).sources)
+    assert not torch.equal(a.sources, mixing.plan_mixes(LABELS, seed=6, classes=CLASSES).sources)
 
 
 def test_bad_requests_are_explained():
     with pytest.raises(ValueError, match="k_weights"):
-        mixing.plan_mixes(LABELS, k_weights={5: 1})
+        mixing.plan_mixes(LABELS, k_weights={5: 1}, classes=CLASSES)
     with pytest.raises(ValueError, match="no clips of \\['vio'\\]"):
-        mixing.plan_mixes(LABELS[LABELS < 3])
+        mixing.plan_mixes(LABELS[LABELS < 3], classes=CLASSES)
 
 
 def test_mix_is_the_normalised_weighted_sum():
@@ -63,8 +63,8 @@ def test_no_val_or_test_clip_in_a_training_mix(demo_set, tmp_path):
     files = {}
     for split in ("train", "val", "test"):
         cached = cache.load_split(cache.build_split(manifest, root, split, tmp_path / f"{split}.pt",
-                                                    progress=False))
-        plan = mixing.plan_mixes(cached.labels, seed=1)
+                                                    progress=False, classes=CLASSES))
+        plan = mixing.plan_mixes(cached.labels, seed=1, classes=CLASSES)
         used = plan.sources[plan.sources >= 0].unique().tolist()
         files[split] = {cached.paths[i] for i in used}
         for i in range(len(plan)):  # the labels are those of the files
@@ -77,7 +77,7 @@ def test_no_val_or_test_clip_in_a_training_mix(demo_set, tmp_path):
 
 def test_export_writes_listenable_wavs(tmp_path):
     waves = (torch.rand(4, 2, 4410) - 0.5).half()
-    plan = mixing.plan_mixes(torch.tensor([0, 1, 2, 3]), uses_per_clip=1, seed=0)
+    plan = mixing.plan_mixes(torch.tensor([0, 1, 2, 3]), uses_per_clip=1, seed=0, classes=CLASSES)
     paths = mixing.export_wavs(waves, plan, tmp_path)
     assert len(paths) == len(plan)
     data, sr = sf.read(paths[0])
@@ -87,7 +87,7 @@ def test_export_writes_listenable_wavs(tmp_path):
 
 
 def test_plans_round_trip(tmp_path):
-    plan = mixing.plan_mixes(LABELS, seed=0)
+    plan = mixing.plan_mixes(LABELS, seed=0, classes=CLASSES)
     path = mixing.save_plan(tmp_path / "p.pt", plan, {"seed": 0})
     loaded, meta = mixing.load_plan(path)
     assert torch.equal(loaded.sources, plan.sources) and meta == {"seed": 0}
@@ -99,7 +99,7 @@ def test_dynamic_mixes_are_fresh_each_epoch_deterministic_and_of_the_split_only(
     labels = torch.arange(40) % 4
     waves = torch.randn(40, 2, 64)
     batches = mixing.DynamicMixBatches(waves, labels, 8, uses_per_clip=2,
-                                       k_weights={1: 1, 2: 2, 3: 1, 4: 1}, seed=3)
+                                       k_weights={1: 1, 2: 2, 3: 1, 4: 1}, seed=3, classes=CLASSES)
     plans = []
     for epoch in (1, 2, 1):
         batches.set_epoch(epoch)

@@ -3,11 +3,11 @@ import torch
 from torch import nn
 
 from helpers import models
-from helpers.config import CLIP_SAMPLES
+from helpers.config import CLASSES, CLIP_SAMPLES
 
 
 def test_wave1d_cnn_is_the_2020_architecture():
-    model = models.Wave1DCNN()
+    model = models.Wave1DCNN(n_outputs=len(CLASSES))
     assert models.count_parameters(model, (nn.Conv1d, nn.Linear)) == 81_166
     assert models.count_parameters(model) == 81_650  # with batch-norm affine parameters
     convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
@@ -19,7 +19,7 @@ def test_wave1d_cnn_is_the_2020_architecture():
 
 
 def test_wave1d_cnn_shapes_and_features():
-    model = models.Wave1DCNN().eval()
+    model = models.Wave1DCNN(n_outputs=len(CLASSES)).eval()
     x = torch.randn(2, 2, CLIP_SAMPLES)
     assert model(x).shape == (2, 4)
     assert model.features(x).shape == (2, 254)
@@ -28,7 +28,8 @@ def test_wave1d_cnn_shapes_and_features():
 def test_mel_cnn_is_compact_and_cheap():
     from torch.utils.flop_counter import FlopCounterMode
 
-    mel, wave1d = models.MelCNN().eval(), models.Wave1DCNN().eval()
+    mel = models.MelCNN(n_outputs=len(CLASSES)).eval()
+    wave1d = models.Wave1DCNN(n_outputs=len(CLASSES)).eval()
     assert models.count_parameters(mel) <= 500_000
     x = torch.randn(1, 2, CLIP_SAMPLES)
     flops = {}
@@ -43,4 +44,4 @@ def test_mel_cnn_is_compact_and_cheap():
 def test_build_names_the_choices():
     assert isinstance(models.build("mel", n_outputs=3), models.MelCNN)
     with pytest.raises(ValueError, match="'mel', 'musicnn', 'transfer', 'wave1d'"):
-        models.build("resnet")
+        models.build("resnet", n_outputs=len(CLASSES))

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import REPO, TINY_PARAMS
 
-from helpers import cache, checkpoints, notebooks, report, results
-from helpers.config import ALL_CLASSES
+from helpers import cache, checkpoints, notebooks, report, results, runs
+from helpers.config import ALL_CLASSES, IRMAS_TEST_SPLIT
 from helpers.layout import RunLayout
 
 
@@ -39,6 +39,10 @@ def test_all_notebooks_run_end_to_end(notebook_run):
                  "06_stage2_combinations", "06_stage2_f1", "06_excerpts_combinations",
                  "06_excerpts_f1"]:
         assert layout.figure(name).stat().st_size > 10_000, name
+    manifest = runs.load_dataset(run)[0]
+    excerpts = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
+    drawn = sorted(layout.figure("x").parent.glob("06_timeline_*.png"))
+    assert len(drawn) == min(6, len(excerpts)) and all(p.stat().st_size > 10_000 for p in drawn)
     for split in ["train", "val", "test"]:
         assert cache.load_split(layout.cache(split)).waves.dtype == torch.float16
     tiny = TINY_PARAMS["epochs"]

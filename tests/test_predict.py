@@ -14,7 +14,7 @@ from conftest import BAD_KINDS, REPO, bad_audio_files, write_wav
 
 from helpers import checkpoints, models, predict
 from helpers.audio import peak_normalise, read_audio
-from helpers.config import CLIP_SAMPLES
+from helpers.config import CLASSES, CLIP_SAMPLES
 
 
 def _starts(n: int, length: int, hop: int, block: int) -> list[int]:
@@ -96,10 +96,12 @@ def test_command_predicts_good_files_and_names_bad_ones(checkpoint, tmp_path, ca
 
 def test_command_refuses_what_is_not_a_usable_checkpoint(tmp_path, capsys):
     song = write_wav(tmp_path / "a.wav", 1.0)
-    head = checkpoints.save_checkpoint(tmp_path / "head.pt", models.build("transfer"),
-                                       checkpoints.model_meta("transfer", task="multi"))
+    head = checkpoints.save_checkpoint(tmp_path / "head.pt", models.build("transfer",
+                                                                          n_outputs=len(CLASSES)),
+                                       checkpoints.model_meta("transfer", task="multi",
+                                                              classes=CLASSES))
     plain = tmp_path / "plain.pt"
-    torch.save(models.build("mel").state_dict(), plain)
+    torch.save(models.build("mel", n_outputs=len(CLASSES)).state_dict(), plain)
     for path, message in [(head, "features"), (plain, "not a checkpoint"),
                           (tmp_path / "none.pt", "no checkpoint")]:
         assert predict.main(["--checkpoint", str(path), str(song)]) == 2

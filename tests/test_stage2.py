@@ -20,12 +20,12 @@ from helpers import (
     stage2,
     training,
 )
-from helpers.config import SPLITS, TrainingConfig
+from helpers.config import CLASSES, SPLITS, TrainingConfig
 from helpers.layout import RunLayout
 
 
 def test_transfer_head_is_the_2020_projects():
-    head = models.TransferHead()
+    head = models.TransferHead(n_outputs=len(CLASSES))
     assert models.count_parameters(head, trainable_only=True) == 30_754
     assert [m.out_features for m in head.modules() if isinstance(m, nn.Linear)] == [100, 50, 4]
     assert head.layers[0].p == 0.2
@@ -36,11 +36,11 @@ def test_transfer_head_is_the_2020_projects():
 def run(demo_set, tmp_path_factory):
     run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     torch.manual_seed(0)
-    extractor = models.Wave1DCNN().train()
+    extractor = models.Wave1DCNN(n_outputs=len(CLASSES)).train()
     with torch.no_grad():  # move BatchNorm statistics away from their defaults
         extractor(cache.load_split(run_dir / "cache" / "train.pt").waves[:4].float())
     checkpoints.save_checkpoint(RunLayout(run_dir).model("stage1", "wave1d").best, extractor,
-                                checkpoints.model_meta("wave1d"))
+                                checkpoints.model_meta("wave1d", classes=CLASSES))
     stage2.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
     return run_dir
 
@@ -98,8 +98,9 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
     assert _files(plans) == plans and _files(features) == features
 
     torch.manual_seed(1)  # a new Stage-1 checkpoint: features only
-    checkpoints.save_checkpoint(layout.model("stage1", "wave1d").best, models.Wave1DCNN(),
-                                checkpoints.model_meta("wave1d"))
+    checkpoints.save_checkpoint(layout.model("stage1", "wave1d").best,
+                                models.Wave1DCNN(n_outputs=len(CLASSES)),
+                                checkpoints.model_meta("wave1d", classes=CLASSES))
     new = stage2.cached_features(run, torch.device("cpu"), progress=False)
     assert _files(plans) == plans and _all_rewritten(features)
     extractor, _ = checkpoints.load_model(layout.model("stage1", "wave1d").best)
@@ -117,7 +118,7 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
 
 
 def test_mixes_from_another_cache_are_refused(run, tmp_path):
-    other = mixing.plan_mixes(torch.tensor([0, 1, 2, 3]), uses_per_clip=1)
+    other = mixing.plan_mixes(torch.tensor([0, 1, 2, 3]), uses_per_clip=1, classes=CLASSES)
     _, meta = mixing.load_plan(run / "mixes" / "val.pt")
     original = (run / "mixes" / "val.pt").read_bytes()
     mixing.save_plan(run / "mixes" / "val.pt", other, {**meta, "cache_key": "something else"})
@@ -130,12 +131,12 @@ def test_mixes_from_another_cache_are_refused(run, tmp_path):
 
 def test_multilabel_metrics_tell_nothing_from_something():
     targets = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1.0]])
-    nothing = metrics.multilabel_scores(torch.zeros_like(targets), targets)
+    nothing = metrics.multilabel_scores(torch.zeros_like(targets), targets, classes=CLASSES)
     assert nothing["per_label_accuracy"] == 0.5  # the 2020 project's number flatters "nothing"
     assert nothing["exact_match"] == 0 and nothing["micro_f1"] == 0
     assert nothing["count_accuracy"] == 0
     logits = torch.tensor([[3, 2, -1, -2], [-2, 1, -0.5, -3], [-1, -1, 2, 1.0]])
-    s = metrics.multilabel_summary(logits, targets)
+    s = metrics.multilabel_summary(logits, targets, classes=CLASSES)
     assert s["threshold"]["exact_match"] == 2 / 3  # row 2 misses instrument 2 at p=0.5
     assert s["top_k"]["exact_match"] == 1.0  # ... but ranks it second: right when k is known
     assert s["lrap"] == 1.0
@@ -158,7 +159,7 @@ def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
     for key in conv:
         assert torch.equal(tuned.state_dict()[key], start.state_dict()[key]), key
     torch.manual_seed(config.random_seed)
-    scratch = models.build("mel").state_dict()
+    scratch = models.build("mel", n_outputs=len(CLASSES)).state_dict()
     assert not all(torch.equal(scratch[k], start.state_dict()[k]) for k in conv)
 
 
@@ -221,8 +222,9 @@ def test_tuned_thresholds_maximise_validation_f1_per_class():
 def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
     layout = RunLayout(run)
     torch.manual_seed(0)
-    checkpoints.save_checkpoint(layout.model("stage1", "mel").best, models.build("mel"),
-                                checkpoints.model_meta("mel"))
+    checkpoints.save_checkpoint(layout.model("stage1", "mel").best, models.build("mel",
+                                                                                 n_outputs=len(CLASSES)),
+                                checkpoints.model_meta("mel", classes=CLASSES))
     config = TrainingConfig(epochs=2, lr=3e-3, progress=False, device="cpu")
     result = stage2.train_transfer(run, config, extractor="mel")
     assert result.model == "transfer-mel" and result.parameters == 158_954
@@ -239,7 +241,8 @@ def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
 
 def test_no_instrument_windows_are_a_share_of_each_training_batch_and_resume_the_same():
     waves = torch.randn(8, 2, 1000) * 0.1
-    plan = mixing.plan_mixes(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), uses_per_clip=4)
+    plan = mixing.plan_mixes(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), uses_per_clip=4,
+                             classes=CLASSES)
     batches = mixing.MixBatches(waves, plan, 8, shuffle=True, seed=3, nothing=0.25)
     batches.set_epoch(2)
     first = list(batches)

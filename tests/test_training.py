@@ -23,7 +23,7 @@ def tiny(demo_set, tmp_path_factory):
     root, manifest = demo_set
     folder = tmp_path_factory.mktemp("cache")
     split = {s: cache.load_split(cache.build_split(manifest, root, s, folder / f"{s}.pt",
-                                                   progress=False))
+                                                   progress=False, classes=CLASSES))
              for s in ("train", "val")}
     # 1 s crops keep the steps cheap; the models are length-agnostic (MelCNN) or told (Wave1DCNN)
     crop = {s: c.waves[..., :44_100] for s, c in split.items()}
@@ -39,8 +39,8 @@ def _fit(tiny, out, epochs, stop_after=None, spy=None, recipe=False, **knobs):
     """MelCNN fitted on `tiny` as `stage1.train` fits it: with the 2020 project's training at
     lr 3e-3 and `knobs` over it, or with the defaults, the recipe (`recipe=True`)."""
     torch.manual_seed(0)
-    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
-    meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32])
+    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
+    meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32], classes=CLASSES)
     base = {} if recipe else {**PLAIN, "lr": 3e-3}
     config = TrainingConfig.of(**{**base, **knobs, "epochs": epochs, "progress": False,
                                   "device": "cpu"}).applied("stage1", "mel", "mel")
@@ -168,11 +168,11 @@ def test_early_stopping(tiny, tmp_path):
 
 def test_resume_refuses_another_model(tiny, tmp_path):
     _fit(tiny, tmp_path, epochs=1)
-    model = models.Wave1DCNN(length=44_100)
+    model = models.Wave1DCNN(length=44_100, n_outputs=len(CLASSES))
     with pytest.raises(ValueError, match="'mel' model"):
         training.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
                      metrics.accuracy_from_logits, ModelFiles(tmp_path),
-                     checkpoints.model_meta("wave1d"),
+                     checkpoints.model_meta("wave1d", classes=CLASSES),
                      TrainingConfig(epochs=2, progress=False, device="cpu").for_model("mel"))
 
 
@@ -205,10 +205,10 @@ def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets(
 
 
 def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
-    model = models.Wave1DCNN()
+    model = models.Wave1DCNN(n_outputs=len(CLASSES))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     path = checkpoints.save_checkpoint(tmp_path / "m.pt", model.to(device),
-                                       checkpoints.model_meta("wave1d"))
+                                       checkpoints.model_meta("wave1d", classes=CLASSES))
     loaded, meta = checkpoints.load_model(path, map_location="cpu")
     assert meta["model"] == "wave1d" and meta["classes"] == ["gac", "pia", "tru", "vio"]
     assert next(loaded.parameters()).device.type == "cpu"
@@ -218,7 +218,8 @@ def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
 
 def test_foreign_files_are_refused(tmp_path):
     plain = tmp_path / "plain.pt"
-    torch.save(models.Wave1DCNN().state_dict(), plain)  # a bare state dict, no metadata
+    torch.save(models.Wave1DCNN(n_outputs=len(CLASSES)).state_dict(),
+               plain)  # a bare state dict, no metadata
     with pytest.raises(checkpoints.CheckpointError, match="not a checkpoint of this project"):
         checkpoints.load_checkpoint(plain)
     pickled = tmp_path / "evil.pt"
@@ -244,9 +245,9 @@ def _as_if_saved_on_cuda(path):
 
 
 def test_checkpoint_saved_from_cuda_tensors_loads_on_cpu(tmp_path):
-    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32))
+    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
     path = checkpoints.save_checkpoint(tmp_path / "gpu.pt", model, checkpoints.model_meta(
-        "mel", n_mels=32, widths=[8, 16, 16, 32]))
+        "mel", n_mels=32, widths=[8, 16, 16, 32], classes=CLASSES))
     _as_if_saved_on_cuda(path)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
@@ -259,7 +260,7 @@ def test_checkpoint_saved_from_cuda_tensors_loads_on_cpu(tmp_path):
 
 def test_a_pickled_whole_model_is_refused(tmp_path):
     path = tmp_path / "whole.pt"
-    torch.save(models.MelCNN(n_mels=32, widths=(8, 16, 16, 32)), path)
+    torch.save(models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES)), path)
     with pytest.raises(checkpoints.CheckpointError, match="whole.pt"):
         checkpoints.load_checkpoint(path)
 
