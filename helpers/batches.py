@@ -7,7 +7,6 @@ epoch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
@@ -32,7 +31,7 @@ class Batches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(self.size / self.batch_size)
+        return len(self._chunks(torch.arange(self.size)))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.shuffle:
@@ -40,8 +39,16 @@ class Batches:
             order = torch.randperm(self.size, generator=gen)
         else:
             order = torch.arange(self.size)
-        for chunk in order.split(self.batch_size):
+        for chunk in self._chunks(order):
             yield self._batch(chunk)
+
+    def _chunks(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """`order` in batches; in training (shuffled) a last batch of one item joins the one
+        before: batch norm cannot normalise a batch of one."""
+        chunks = list(order.split(self.batch_size))
+        if self.shuffle and len(chunks) > 1 and len(chunks[-1]) == 1:
+            chunks[-2:] = [torch.cat(chunks[-2:])]
+        return chunks
 
     def _batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

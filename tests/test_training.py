@@ -13,7 +13,7 @@ from conftest import REPO
 from torch import nn
 
 from helpers import augment, cache, checkpoints, metrics, models, stage1, training
-from helpers.batches import ClipBatches
+from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import CLASSES, PLAIN, TrainingConfig
 from helpers.layout import ModelFiles
 
@@ -115,7 +115,7 @@ def test_the_learning_rate_follows_the_schedule(tiny, tmp_path):
 KILLED_MID_EPOCH = """
 import os, signal, sys, torch
 sys.path.insert(0, "tests")
-from helpers.batches import ClipBatches
+from helpers.batches import ClipBatches, TensorBatches
 from test_training import _fit
 
 class DiesInEpoch2(ClipBatches):
@@ -188,6 +188,16 @@ def test_batches_balance_and_flip(tiny):
     assert not all(torch.equal(a, b) for a, b in zip(first, second)), "epochs reshuffle"
     batches.set_epoch(1)
     assert all(torch.equal(a, b) for a, (_, b) in zip(first, batches)), "same epoch, same order"
+
+
+def test_a_training_batch_of_one_joins_the_batch_before():
+    """Batch norm cannot train on one item: 33 shuffled items in 16s are a 16 and a 17."""
+    shuffled = TensorBatches(torch.randn(33, 3), torch.zeros(33), 16, shuffle=True)
+    assert [len(x) for x, _ in shuffled] == [16, 17] and len(shuffled) == 2
+    assert sorted(torch.cat([x for x, _ in shuffled])[:, 0].tolist()) == sorted(
+        shuffled.inputs[:, 0].tolist()), "every item once"
+    plain = TensorBatches(torch.randn(33, 3), torch.zeros(33), 16)
+    assert [len(x) for x, _ in plain] == [16, 16, 1] and len(plain) == 3, "evaluation: all"
 
 
 def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets():
