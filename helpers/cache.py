@@ -202,7 +202,8 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
 def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True,
               *, classes: tuple[str, ...]) -> dict[str, CachedSplit]:
     """Build (or reuse) and load the cache of every split of the run, on its `classes`."""
-    return {s: load_split(build_split(manifest, root, s, run.cache(s), progress, classes))
+    return {s: load_split(build_split(manifest, root, s, run.cache(s), progress,
+                                      classes=classes))
             for s in SPLITS}
 
 

@@ -213,7 +213,8 @@ def clip_confusions(evaluations: dict) -> plt.Figure:
 def combination_confusions(ev, title: str) -> plt.Figure:
     """The 2020 project's pair matrix for every number of instruments present (+ *Other* for
     a wrong count), and the count matrix, for one evaluation."""
-    tables = {f"{title}, {k} playing": combination_confusion(ev.targets, ev.pred, k, ev.classes)
+    tables = {f"{title}, {k} playing": combination_confusion(ev.targets, ev.pred, k,
+                                                             classes=ev.classes)
               for k in sorted(set(ev.targets.sum(1).int().tolist()))}
     tables[f"{title}: how many named"] = count_confusion(ev.targets, ev.pred)
     return confusions(tables, "share of each row")
