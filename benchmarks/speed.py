@@ -37,7 +37,8 @@ from helpers import (
     training,
 )
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLASSES, CLIP_SAMPLES, PROJECT_2020, SAMPLE_RATE, TrainingConfig
+from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
+from helpers.literature import PROJECT_2020
 from helpers.stage2 import LOSS
 
 

@@ -21,7 +21,7 @@ from helpers import cache, checkpoints, metrics, mixing, results, runs, training
 from helpers.atomic import atomic_write
 from helpers.audio import AudioError, read_audio
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import IRMAS_TEST_SPLIT, PUBLISHED_IRMAS
+from helpers.config import IRMAS_TEST_SPLIT
 from helpers.layout import ModelFiles, RunLayout, as_layout
 from helpers.predict import HOP_SECONDS, Prediction, Predictor, present
 from helpers.stage1 import STAGE as STAGE1
@@ -244,35 +244,6 @@ def scores_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     table = pd.DataFrame(rows).set_index("model")
     table.attrs["percent"] = ["exact match", "micro F1", "macro F1", "per-label acc", "count acc",
                               "LRAP"]
-    return table
-
-
-def beside_published(excerpts: dict[str, Evaluation], run: RunLayout | str | Path
-                     ) -> pd.DataFrame:
-    """Whole-excerpt micro/macro F1 of this run's models under the published IRMAS results
-    (`published_table`)."""
-    _, _, source = runs.load_dataset(run)
-    return published_table({name: {**ev.scores(), "items": len(ev)}
-                            for name, ev in excerpts.items()}, source, len(runs.instruments(run)))
-
-
-def published_table(scores: dict[str, dict], source: str, n_classes: int) -> pd.DataFrame:
-    """The published IRMAS results (`config.PUBLISHED_IRMAS`), each row saying its protocol,
-    then a row per model of `scores` (name -> `micro_f1`, `macro_f1`, `items`), saying its data
-    (a demo set is synthetic music, not IRMAS) and that its thresholds were chosen on
-    validation."""
-    rows = [{"method": r["method"], "year": r["year"], "data": "IRMAS test set, 11 instruments",
-             "micro F1": r["micro_f1"], "macro F1": r["macro_f1"], "protocol": r["protocol"]}
-            for r in PUBLISHED_IRMAS]
-    data = "IRMAS test set" if source == "irmas" else "demo set (synthetic, not IRMAS)"
-    rule = ("Stage 1: every instrument at half the top probability or more; Stage 2: "
-            "per-instrument thresholds chosen on the validation mixes; 3 s windows")
-    for name, s in scores.items():
-        rows.append({"method": f"this run: {name}", "year": None,
-                     "data": f"{data}, {n_classes} instruments, {s['items']} excerpts",
-                     "micro F1": s["micro_f1"], "macro F1": s["macro_f1"], "protocol": rule})
-    table = pd.DataFrame(rows)
-    table.attrs["percent"] = ["micro F1", "macro F1"]
     return table
 
 

@@ -10,7 +10,6 @@ and are active in training mode only. Which parts run is read from a `TrainingCo
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import torch
@@ -137,14 +136,3 @@ def equip(model: nn.Module, config: TrainingConfig) -> None:
     `augment`) from `config`; a model without one (Wave1DCNN) is left as it is."""
     if hasattr(model, "augment"):
         model.augment = spectrogram_augment(config)
-
-
-def lr_factor(config: TrainingConfig, progress: float) -> float:
-    """Learning-rate multiplier at `progress` epochs into training (fractional): constant, or a
-    linear warm-up over `warmup_epochs` then a cosine decay to zero at `epochs`."""
-    if config.schedule == "constant":
-        return 1.0
-    if progress < config.warmup_epochs:
-        return (progress + 1e-3) / config.warmup_epochs
-    span = max(config.epochs - config.warmup_epochs, 1e-9)
-    return 0.5 * (1 + math.cos(math.pi * min((progress - config.warmup_epochs) / span, 1.0)))

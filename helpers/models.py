@@ -253,3 +253,8 @@ def count_parameters(model: nn.Module, kinds: tuple[type, ...] | None = None,
     modules = [m for m in model.modules() if kinds is None or isinstance(m, kinds)]
     params = {id(p): p for m in modules for p in m.parameters(recurse=kinds is None)}
     return sum(p.numel() for p in params.values() if p.requires_grad or not trainable_only)
+
+
+def conv_linear_parameters(model: nn.Module) -> int:
+    """The 2020 project's "learnable parameters": convolutions and linear layers, no batch norm."""
+    return count_parameters(model, (nn.Conv1d, nn.Conv2d, nn.Linear))

@@ -5,7 +5,7 @@ source.
     python -m helpers.report --run-dir runs/demo --write docs/results.md  # replace the block
 
 Numbers come from the records notebooks 02, 03, 05 and 06 wrote; the 2020 project's reported
-ones from `config.PROJECT_2020`. Each table names the data it was measured on, and the header
+ones from `literature.PROJECT_2020`. Each table names the data it was measured on, and the header
 names the machine, so demo-set numbers are never mistaken for IRMAS ones.
 """
 
@@ -19,14 +19,13 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import mixing, results, runs
-from helpers.analysis import published_table
+from helpers.analysis import Evaluation
 from helpers.atomic import atomic_write
 from helpers.config import ALL_CLASSES, IRMAS_TEST_SPLIT, SPLITS
 from helpers.layout import RunLayout, as_layout
+from helpers.literature import PROJECT_2020, PUBLISHED_IRMAS
 from helpers.stage1 import STAGE as STAGE1
-from helpers.stage1 import results_table as stage1_table
 from helpers.stage2 import STAGE as STAGE2
-from helpers.stage2 import results_table as stage2_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -78,6 +77,94 @@ def _machine(env: dict) -> str:
     where = env["cpu"] if env["device"] == "CPU" else f"{env['device']} GPU"
     return (f"{where} ({env['cores']} cores, {env['torch_threads']} torch threads), "
             f"torch {env['torch']}, on {env['date']}")
+
+
+def stage1_table(run: RunLayout | str | Path) -> pd.DataFrame:
+    """This run's Stage-1 numbers beside the 2020 project's reported ones."""
+    run = as_layout(run)
+    _, _, source = runs.load_dataset(run)
+    rows = []
+    for model, r in PROJECT_2020[STAGE1].items():
+        rows.append({"model": model, "data": "IRMAS (2020 report, leaky split)",
+                     "parameters": r.get("parameters"), "epochs": r.get("epochs"),
+                     "best epoch": None, "s/epoch": r.get("seconds_per_epoch"),
+                     "val": r["val"], "test": r["test"]})
+    names = {"logreg": "logreg (log-mel mean+std)", "forest": "forest (log-mel mean+std)"}
+    for kind, label in names.items():
+        if run.baseline(kind).is_file():
+            m = results.load(run.baseline(kind))
+            rows.append({"model": label, "data": f"{source} (this run)",
+                         "val": m.val_score, "test": m.test_score})
+    for path in run.metrics_files(STAGE1):
+        m = results.load(path)
+        rows.append({"model": m.model, "data": f"{source} (this run)",
+                     "parameters": m.parameters, "epochs": m.epochs_run,
+                     "best epoch": m.best_epoch, "s/epoch": m.seconds_per_epoch,
+                     "val": m.val_score, "test": m.test_accuracy})
+    table = pd.DataFrame(rows)
+    table.attrs["percent"] = ["val", "test"]
+    return table
+
+
+def stage2_table(run: RunLayout | str | Path) -> pd.DataFrame:
+    """This run's Stage-2 numbers beside the 2020 project's reported ones."""
+    run = as_layout(run)
+    _, _, source = runs.load_dataset(run)
+    rows = [{"model": model, "data": "IRMAS (2020 report, leaky split)",
+             "trainable": r["parameters"], "epochs": r.get("epochs"), "best epoch": None,
+             "s/epoch": r["seconds_per_epoch"], "per-label acc": r["test"]}
+            for model, r in PROJECT_2020[STAGE2].items()]
+    for path in run.metrics_files(STAGE2):
+        m = results.load(path)
+        t, k = m.test["threshold"], m.test["top_k"]
+        rows.append({"model": m.model, "data": f"{source} (this run)",
+                     "trainable": m.parameters, "epochs": m.epochs_run,
+                     "best epoch": m.best_epoch, "s/epoch": m.seconds_per_epoch,
+                     "per-label acc": t["per_label_accuracy"], "exact": t["exact_match"],
+                     "micro F1": t["micro_f1"], "macro F1": t["macro_f1"],
+                     "count acc": t["count_accuracy"], "exact (k known)": k["exact_match"],
+                     "exact (val thresholds)": m.test.get("tuned", {}).get("exact_match"),
+                     "LRAP": m.test["lrap"]})
+    table = pd.DataFrame(rows)
+    table.attrs["percent"] = ["per-label acc", "exact", "micro F1", "macro F1", "count acc",
+                              "exact (k known)", "exact (val thresholds)", "LRAP"]
+    return table
+
+
+def trained_f1_table(trained: dict[str, results.TrainResult]) -> pd.DataFrame:
+    """Test F1 per instrument (columns) of each trained model (rows)."""
+    table = pd.DataFrame({name: r.test["f1"] for name, r in trained.items()}).T
+    table.attrs["percent"] = list(table.columns)
+    return table
+
+
+def beside_published(excerpts: dict[str, Evaluation], run: RunLayout | str | Path
+                     ) -> pd.DataFrame:
+    """Whole-excerpt micro/macro F1 of this run's models under the published IRMAS results
+    (`published_table`)."""
+    _, _, source = runs.load_dataset(run)
+    return published_table({name: {**ev.scores(), "items": len(ev)}
+                            for name, ev in excerpts.items()}, source, len(runs.instruments(run)))
+
+
+def published_table(scores: dict[str, dict], source: str, n_classes: int) -> pd.DataFrame:
+    """The published IRMAS results (`literature.PUBLISHED_IRMAS`), each row saying its protocol,
+    then a row per model of `scores` (name -> `micro_f1`, `macro_f1`, `items`), saying its data
+    (a demo set is synthetic music, not IRMAS) and that its thresholds were chosen on
+    validation."""
+    rows = [{"method": r["method"], "year": r["year"], "data": "IRMAS test set, 11 instruments",
+             "micro F1": r["micro_f1"], "macro F1": r["macro_f1"], "protocol": r["protocol"]}
+            for r in PUBLISHED_IRMAS]
+    data = "IRMAS test set" if source == "irmas" else "demo set (synthetic, not IRMAS)"
+    rule = ("Stage 1: every instrument at half the top probability or more; Stage 2: "
+            "per-instrument thresholds chosen on the validation mixes; 3 s windows")
+    for name, s in scores.items():
+        rows.append({"method": f"this run: {name}", "year": None,
+                     "data": f"{data}, {n_classes} instruments, {s['items']} excerpts",
+                     "micro F1": s["micro_f1"], "macro F1": s["macro_f1"], "protocol": rule})
+    table = pd.DataFrame(rows)
+    table.attrs["percent"] = ["micro F1", "macro F1"]
+    return table
 
 
 def excerpt_table(scores: dict[str, dict]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Stage 1 end to end: cached splits -> batches -> fit -> best checkpoint -> test metrics.
 
-Notebook 03 calls `train` once per model and `results_table` once; each model's numbers land
+Notebook 03 calls `train` once per model (`train_models`); each model's numbers land
 in its `metrics.json` (see `layout`), so tables and the README come from files, not memory.
 """
 
@@ -10,13 +10,12 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
 from helpers import augment, cache, checkpoints, embed, metrics, models, results, runs, training
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.config import SEED, SPLITS, TrainingConfig
 from helpers.layout import RunLayout, as_layout
 from helpers.nothing import flat_share
 
@@ -41,11 +40,6 @@ def make_batches(cached: dict[str, cache.CachedSplit], batch_size: int, seed: in
     for split in ("val", "test"):
         out[split] = ClipBatches(cached[split].waves, cached[split].labels, 64)
     return out
-
-
-def conv_linear_parameters(model: nn.Module) -> int:
-    """The 2020 project's "learnable parameters": convolutions and linear layers, no batch norm."""
-    return models.count_parameters(model, (nn.Conv1d, nn.Conv2d, nn.Linear))
 
 
 def loss(config: TrainingConfig) -> training.LossFn:
@@ -159,7 +153,7 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
                        augment=batch_transform(config, len(classes)))
     test = floor_and_test(files.best, batches, dev)
     return training.record(files, STAGE, variant, fit, test, config,
-                           conv_linear_parameters(model), "accuracy",
+                           models.conv_linear_parameters(model), "accuracy",
                            parameters_all=models.count_parameters(model),
                            train_clips_per_epoch=len(batches["train"].index))
 
@@ -178,37 +172,3 @@ def train_models(run: RunLayout | str | Path, names: list[str],
                  config: TrainingConfig | None = None) -> dict[str, results.TrainResult]:
     """`train_named` each of `names` in turn (notebook 03)."""
     return {name: train_named(run, name, config) for name in names}
-
-
-def f1_table(trained: dict[str, results.TrainResult]) -> pd.DataFrame:
-    """Test F1 per instrument (columns) of each trained model (rows)."""
-    table = pd.DataFrame({name: r.test["f1"] for name, r in trained.items()}).T
-    table.attrs["percent"] = list(table.columns)
-    return table
-
-
-def results_table(run: RunLayout | str | Path) -> pd.DataFrame:
-    """This run's Stage-1 numbers beside the 2020 project's reported ones."""
-    run = as_layout(run)
-    _, _, source = runs.load_dataset(run)
-    rows = []
-    for model, r in PROJECT_2020[STAGE].items():
-        rows.append({"model": model, "data": "IRMAS (2020 report, leaky split)",
-                     "parameters": r.get("parameters"), "epochs": r.get("epochs"),
-                     "best epoch": None, "s/epoch": r.get("seconds_per_epoch"),
-                     "val": r["val"], "test": r["test"]})
-    names = {"logreg": "logreg (log-mel mean+std)", "forest": "forest (log-mel mean+std)"}
-    for kind, label in names.items():
-        if run.baseline(kind).is_file():
-            m = results.load(run.baseline(kind))
-            rows.append({"model": label, "data": f"{source} (this run)",
-                         "val": m.val_score, "test": m.test_score})
-    for path in run.metrics_files(STAGE):
-        m = results.load(path)
-        rows.append({"model": m.model, "data": f"{source} (this run)",
-                     "parameters": m.parameters, "epochs": m.epochs_run,
-                     "best epoch": m.best_epoch, "s/epoch": m.seconds_per_epoch,
-                     "val": m.val_score, "test": m.test_accuracy})
-    table = pd.DataFrame(rows)
-    table.attrs["percent"] = ["val", "test"]
-    return table

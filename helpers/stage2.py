@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -28,11 +27,11 @@ from helpers import (
     training,
 )
 from helpers.batches import Batches, TensorBatches
-from helpers.config import PROJECT_2020, SEED, SPLITS, TrainingConfig
+from helpers.config import SEED, SPLITS, TrainingConfig
 from helpers.freshness import content_key, file_digest
 from helpers.layout import RunLayout, as_layout
 from helpers.stage1 import STAGE as STAGE1
-from helpers.stage1 import conv_linear_parameters, load_caches
+from helpers.stage1 import load_caches
 
 STAGE = "stage2"
 LOSS = nn.MultiLabelSoftMarginLoss()
@@ -132,7 +131,7 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
                        augment=augment.waves_for(config, len(classes)))
     test = tune_and_test(files.best, batches, dev)
     return training.record(files, STAGE, variant, fit, test, config,
-                           conv_linear_parameters(model), "micro F1")
+                           models.conv_linear_parameters(model), "micro F1")
 
 
 def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingConfig
@@ -256,28 +255,3 @@ def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = 
     for name in finetune:
         out[f"{name}-finetune"] = train_cnn(run, name, config, finetune=True)
     return out
-
-
-def results_table(run: RunLayout | str | Path) -> pd.DataFrame:
-    """This run's Stage-2 numbers beside the 2020 project's reported ones."""
-    run = as_layout(run)
-    _, _, source = runs.load_dataset(run)
-    rows = [{"model": model, "data": "IRMAS (2020 report, leaky split)",
-             "trainable": r["parameters"], "epochs": r.get("epochs"), "best epoch": None,
-             "s/epoch": r["seconds_per_epoch"], "per-label acc": r["test"]}
-            for model, r in PROJECT_2020[STAGE].items()]
-    for path in run.metrics_files(STAGE):
-        m = results.load(path)
-        t, k = m.test["threshold"], m.test["top_k"]
-        rows.append({"model": m.model, "data": f"{source} (this run)",
-                     "trainable": m.parameters, "epochs": m.epochs_run,
-                     "best epoch": m.best_epoch, "s/epoch": m.seconds_per_epoch,
-                     "per-label acc": t["per_label_accuracy"], "exact": t["exact_match"],
-                     "micro F1": t["micro_f1"], "macro F1": t["macro_f1"],
-                     "count acc": t["count_accuracy"], "exact (k known)": k["exact_match"],
-                     "exact (val thresholds)": m.test.get("tuned", {}).get("exact_match"),
-                     "LRAP": m.test["lrap"]})
-    table = pd.DataFrame(rows)
-    table.attrs["percent"] = ["per-label acc", "exact", "micro F1", "macro F1", "count acc",
-                              "exact (k known)", "exact (val thresholds)", "LRAP"]
-    return table

@@ -9,6 +9,7 @@ places: `layout.ModelFiles`): a killed session loses at most the epoch in progre
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ from tqdm.auto import tqdm
 
 from helpers import results, runs
 from helpers.atomic import atomic_write
-from helpers.augment import lr_factor
 from helpers.batches import Batches
 from helpers.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from helpers.config import TrainingConfig
@@ -40,6 +40,17 @@ def pick_device(prefer: str | None = None) -> torch.device:
 def autocast(device: torch.device):
     """bfloat16 mixed precision on CUDA (no loss scaling needed); plain float32 on CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def lr_factor(config: TrainingConfig, progress: float) -> float:
+    """Learning-rate multiplier at `progress` epochs into training (fractional): constant, or a
+    linear warm-up over `warmup_epochs` then a cosine decay to zero at `epochs`."""
+    if config.schedule == "constant":
+        return 1.0
+    if progress < config.warmup_epochs:
+        return (progress + 1e-3) / config.warmup_epochs
+    span = max(config.epochs - config.warmup_epochs, 1e-9)
+    return 0.5 * (1 + math.cos(math.pi * min((progress - config.warmup_epochs) / span, 1.0)))
 
 
 def optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:

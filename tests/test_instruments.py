@@ -110,7 +110,7 @@ def test_both_stages_train_and_are_analysed_on_eleven(eleven):
     excerpts = analysis.evaluate_excerpts(run, progress=False)
     assert clips["mel"].probs.shape[1] == mixes["mel-finetune"].targets.shape[1] == 11
     assert set(analysis.scores_table(excerpts).columns) >= {"micro F1", "macro F1", "LRAP"}
-    table = analysis.beside_published(excerpts, run)
+    table = report.beside_published(excerpts, run)
     assert "Han, Kim & Lee" in table["method"].iloc[1] and table["micro F1"].iloc[1] == 0.602
     assert table["data"].iloc[-1].startswith("demo set (synthetic, not IRMAS), 11 instruments")
     analysis.save(run, {"excerpts": excerpts}, hop_seconds=1.5)

@@ -7,6 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO
@@ -106,7 +107,7 @@ def test_the_learning_rate_follows_the_schedule(tiny, tmp_path):
     last = checkpoints.load_checkpoint(tmp_path / "cosine" / "last.pt")
     lr = last["optimizer"]["param_groups"][0]["lr"]
     steps = len(tiny["train"])
-    expected = 3e-3 * augment.lr_factor(TrainingConfig(epochs=2, schedule="cosine",
+    expected = 3e-3 * training.lr_factor(TrainingConfig(epochs=2, schedule="cosine",
                                                        warmup_epochs=0.5), 1 + (steps - 1) / steps)
     assert lr == pytest.approx(expected) and lr < 3e-3 * 0.1
 
@@ -115,7 +116,7 @@ def test_the_learning_rate_follows_the_schedule(tiny, tmp_path):
 KILLED_MID_EPOCH = """
 import os, signal, sys, torch
 sys.path.insert(0, "tests")
-from helpers.batches import ClipBatches, TensorBatches
+from helpers.batches import ClipBatches
 from test_training import _fit
 
 class DiesInEpoch2(ClipBatches):
@@ -286,3 +287,14 @@ def test_a_fresh_run_never_replaces_a_best_model_it_did_not_produce(tiny, tmp_pa
     assert (tmp_path / "history.csv").read_bytes() == history
     _, result = _fit(tiny, tmp_path, epochs=1, overwrite=True)  # asked for: start over
     assert list(result.history["epoch"]) == [1]
+
+
+def test_schedule_warms_up_then_decays_to_zero_and_constant_stays():
+    config = TrainingConfig(epochs=10, schedule="cosine", warmup_epochs=1.0)
+    factors = [training.lr_factor(config, p) for p in np.linspace(0, 10, 101)]
+    peak = int(np.argmax(factors))
+    assert 9 <= peak <= 11 and factors[peak] == pytest.approx(1.0, abs=1e-3)
+    assert all(a <= b for a, b in zip(factors[:peak], factors[1:peak + 1]))
+    assert all(a >= b for a, b in zip(factors[peak:], factors[peak + 1:]))
+    assert factors[-1] == pytest.approx(0.0, abs=1e-9)
+    assert training.lr_factor(TrainingConfig.plain(), 3.7) == 1.0
