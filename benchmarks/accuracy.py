@@ -11,7 +11,7 @@ recipe (`TrainingConfig()`).
 
 Each soundfont gets its own IRMAS-size demo set (IRMAS's class counts, 3 excerpts per
 recording), rendered with its own seed, so the other set's music and timbre are both unheard;
-the recipe trains on the same music rendered with randomised timbre (`demo.GEN_OFFSETS`).
+the recipe trains on the same music rendered with randomised timbre (`synth.GEN_OFFSETS`).
 Every model is trained and validated (checkpoint chosen on validation) on one set's grouped
 train/val split and tested on that set's test split (in-font) and on every clip of the other
 soundfont's plain set (across soundfonts). Stage 2 (a multi-label MelCNN: plain = from
@@ -57,6 +57,7 @@ from helpers import (
     runs,
     stage1,
     stage2,
+    synth,
     training,
 )
 from helpers.batches import ClipBatches, TensorBatches
@@ -435,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     directions = [("fluid", "tim")] + ([("tim", "fluid")] if args.both_ways else [])
     sets = {(train, timbre): prepare(train, timbre, args.recordings, data, out, classes,
                                      VALIDATION)
-            for train, _ in directions for timbre in demo.TIMBRES}
+            for train, _ in directions for timbre in synth.TIMBRES}
     sets |= {(test, "test"): prepare(test, "fixed", args.recordings, data, out, classes)
              for _, test in directions}
     excerpts = {font: prepare_excerpts(font, args.songs,

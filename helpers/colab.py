@@ -20,7 +20,7 @@ import torch
 
 from helpers import musicnn
 from helpers.config import DRIVE_MOUNT, TrainingConfig
-from helpers.demo import locate_soundfont
+from helpers.synth import locate_soundfont
 
 # apt package -> the file it provides that the demo renderer needs.
 DEMO_PACKAGES: dict[str, str] = {

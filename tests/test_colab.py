@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from helpers import colab, demo, notebooks
+from helpers import colab, notebooks, synth
 from helpers.config import TrainingConfig
 
 
@@ -38,8 +38,8 @@ def test_with_fluidsynth_and_soundfonts_present_nothing_is_installed(capsys):
 
 
 def test_missing_soundfonts_are_named_by_their_packages(tmp_path, monkeypatch):
-    tim = demo.locate_soundfont("TimGM6mb.sf2")
-    monkeypatch.setattr(demo, "SOUNDFONT_DIRS", (tmp_path,))
+    tim = synth.locate_soundfont("TimGM6mb.sf2")
+    monkeypatch.setattr(synth, "SOUNDFONT_DIRS", (tmp_path,))
     monkeypatch.setitem(sys.modules, "pretty_midi", None)
     assert colab.missing_demo_packages() == ["fluid-soundfont-gm", "timgm6mb-soundfont"]
     shutil.copy(tim, tmp_path / "TimGM6mb.sf2")  # a soundfont copied by hand counts

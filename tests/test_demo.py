@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import demo, irmas
+from helpers import demo, irmas, synth
 from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SAMPLE_RATE, SPLITS
 
 
@@ -62,11 +62,11 @@ def test_other_seed_other_music(tmp_path):
 
 
 def test_soundfonts_found_and_missing_ones_named(tmp_path, monkeypatch):
-    assert [p.name for p in demo.find_soundfonts()][0] in demo.SOUNDFONT_NAMES
-    monkeypatch.setattr(demo, "SOUNDFONT_DIRS", (tmp_path,))
+    assert [p.name for p in synth.find_soundfonts()][0] in synth.SOUNDFONT_NAMES
+    monkeypatch.setattr(synth, "SOUNDFONT_DIRS", (tmp_path,))
     monkeypatch.setitem(__import__("sys").modules, "pretty_midi", None)
     try:
-        demo.find_soundfonts()
+        synth.find_soundfonts()
     except FileNotFoundError as err:
         assert "apt-get install" in str(err) and "fluid-soundfont-gm" in str(err)
     else:
