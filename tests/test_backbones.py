@@ -39,7 +39,12 @@ def test_frozen_head_learns_and_stores_only_the_head(run, frozen):
     assert (backbone["checkpoint"], backbone["layer"]) == ("MTT_musicnn", "penultimate")
     assert len(backbone["weights_sha256"]) == 64
     assert frozen.parameters == 200 * 4 + 4 + 2 * 200  # linear head + its input batch norm
-    assert 0.0 <= frozen.test["accuracy"] <= 1.0
+    model, _ = checkpoints.load_model(frozen.checkpoint)
+    feats, labels = embed.musicnn_features(RunLayout(run), "MTT_musicnn", torch.device("cpu"),
+                                           progress=False, splits=("test",))["test"]
+    with torch.no_grad():
+        right = (model(feats["penultimate"]).argmax(1) == labels).float().mean().item()
+    assert frozen.test["accuracy"] == pytest.approx(right), "the record is best.pt's on test"
 
 
 def test_features_are_computed_once_and_rebuilt_when_damaged(run, frozen):
