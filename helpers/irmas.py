@@ -98,15 +98,6 @@ def parse_test_name(name: str) -> tuple[str, int]:
     return m["song"], int(m["index"])
 
 
-def read_labels(txt: str | Path) -> list[str]:
-    """Instrument codes of a test excerpt's `.txt` (one code a line, stray whitespace ignored)."""
-    codes = [line.strip() for line in Path(txt).read_text().splitlines() if line.strip()]
-    unknown = [c for c in codes if c not in ALL_CLASSES]
-    if unknown:
-        raise ValueError(f"{txt}: unknown instrument code(s) {unknown}; known: {ALL_CLASSES}")
-    return codes
-
-
 def make_manifest(
     train: Iterable[tuple[str, str]],
     test: Iterable[tuple[str, str, str]] = (),
