@@ -45,7 +45,7 @@ report: $(STAMP)
 
 # The README's picture, from the accuracy benchmark's run and the make demo run.
 figures: $(STAMP)
-	$(PY) -m helpers.showcase --accuracy runs/accuracy/default --demo $(DEMO_RUN) --out docs/figures/overview.png
+	$(PY) -m helpers.showcase --accuracy runs/accuracy/default --demo $(DEMO_RUN) --out docs/figures
 
 # Trained on one soundfont's IRMAS-size demo set, tested on the other's (both ways).
 accuracy: system-deps $(STAMP)

@@ -1,18 +1,23 @@
-"""The README's picture, drawn from the runs it shows, so it is as reproducible as its numbers.
+"""The README's and the notebooks' pictures, drawn from the runs they show, so they are as
+reproducible as the numbers.
 
     python -m helpers.showcase --accuracy runs/accuracy/default --demo runs/demo \
-        --out docs/figures/overview.png          # or: make figures
+        --out docs/figures          # or: make figures
 
-Left: Stage 1 accuracy on the soundfont no model trained on, per model, with its 95% interval
-(the accuracy benchmark's `results.json`). Right: the confusion matrix of the model the audio
-browsers show (chosen on validation, `analysis.best`) on the `make demo` run's test clips.
+`overview.png`: left, Stage 1 accuracy on the soundfont no model trained on, per model, with
+its 95% interval (the accuracy benchmark's `results.json`); right, the confusion matrix of the
+model the audio browsers show (chosen on validation, `analysis.best`) on the `make demo` run's
+test clips. `timeline.png`: what `irmas-predict --plot` draws for a demo test excerpt of two
+instruments. `notebooks/NN.png`: the figure each notebook's first cell shows, from the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -22,9 +27,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
-from helpers import analysis  # noqa: E402
+from helpers import analysis, plots, runs  # noqa: E402
 from helpers.atomic import atomic_write  # noqa: E402
-from helpers.config import CLASS_NAMES  # noqa: E402
+from helpers.config import CLASS_NAMES, IRMAS_TEST_SPLIT  # noqa: E402
+from helpers.layout import as_layout  # noqa: E402
+from helpers.predict import Predictor  # noqa: E402
+
+# The run figure each notebook's first cell shows (`docs/figures/notebooks/NN.png`).
+NOTEBOOK_PICTURES = {"01": "01_clips_by_genre", "02": "02_examples", "03": "03_confusions",
+                     "04": "04_mix_counts", "05": "05_learning_curves",
+                     "06": "06_excerpts_combinations"}
+TIMELINE_MODEL = ("stage2", "transfer-musicnn")
 
 
 def across_rows(results_json: Path) -> list[dict]:
@@ -74,7 +87,44 @@ def confusion_panel(ax: plt.Axes, demo: Path) -> None:
     ax.set_title(f"make demo: {name},\n{len(ev)} test clips (% of each row)")
 
 
-def draw(accuracy: Path, demo: Path, out: Path) -> Path:
+def _save(fig: plt.Figure, out: Path) -> Path:
+    """`fig` as a PNG at `out`, written atomically; the figure is closed."""
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
+    plt.close(fig)
+    return out
+
+
+def timeline(demo: Path, out: Path) -> Path:
+    """`irmas-predict --plot`'s figure for a demo test excerpt of two instruments: the first
+    that the frozen-musicnn Stage-2 model names exactly, else the first; written to `out`."""
+    run = as_layout(demo)
+    manifest, data_dir, _ = runs.load_dataset(run)
+    predictor = Predictor(run.model(*TIMELINE_MODEL).best, timeline=True)
+    excerpts = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
+    pairs = [(p, i.split()) for p, i in zip(excerpts["path"], excerpts["instruments"])
+             if len(i.split()) == 2]
+    if not pairs:
+        raise ValueError(f"{run.root}: no test excerpt of two instruments")
+    heard = [(predictor(data_dir / path), path, playing) for path, playing in pairs]
+    shown, path, playing = next((h for h in heard if sorted(h[0].present) == sorted(h[2])),
+                                heard[0])
+    return _save(plots.timeline(replace(shown, path=Path(path).name),
+                                predictor.thresholds(shown), playing=playing), out)
+
+
+def notebook_pictures(demo: Path, out: Path) -> list[Path]:
+    """The run figures of `NOTEBOOK_PICTURES`, copied to `out/NN.png`."""
+    out.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for number, name in NOTEBOOK_PICTURES.items():
+        source = as_layout(demo).figure(name)
+        if not source.is_file():
+            raise ValueError(f"{source}: missing; run make demo first")
+        copied.append(Path(shutil.copyfile(source, out / f"{number}.png")))
+    return copied
+
+
+def overview(accuracy: Path, demo: Path, out: Path) -> Path:
     """The two panels side by side, written atomically to `out`."""
     rows = across_rows(accuracy / "results.json")
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8),
@@ -82,19 +132,20 @@ def draw(accuracy: Path, demo: Path, out: Path) -> Path:
     accuracy_panel(left, rows)
     confusion_panel(right, demo)
     fig.tight_layout()
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accuracy", type=Path, default=Path("runs/accuracy/default"))
     parser.add_argument("--demo", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--out", type=Path, default=Path("docs/figures/overview.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     args = parser.parse_args(argv)
     try:
-        print(f"wrote {draw(args.accuracy, args.demo, args.out)}")
+        written = [overview(args.accuracy, args.demo, args.out / "overview.png"),
+                   timeline(args.demo, args.out / "timeline.png"),
+                   *notebook_pictures(args.demo, args.out / "notebooks")]
+        print("wrote " + ", ".join(map(str, written)))
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_PARAMS
 
-from helpers import cache, checkpoints, notebooks, report, results, runs
+from helpers import cache, checkpoints, notebooks, report, results, runs, showcase
 from helpers.config import ALL_CLASSES, IRMAS_TEST_SPLIT
 from helpers.layout import RunLayout
 
@@ -39,6 +39,10 @@ def test_all_notebooks_run_end_to_end(notebook_run):
                  "06_stage2_combinations", "06_stage2_f1", "06_excerpts_combinations",
                  "06_excerpts_f1"]:
         assert layout.figure(name).stat().st_size > 10_000, name
+    pictures = showcase.notebook_pictures(run, run.parent / "docs")
+    assert [p.name for p in pictures] == [f"0{i}.png" for i in range(1, 7)]
+    drawn_excerpt = showcase.timeline(run, run.parent / "timeline.png")
+    assert drawn_excerpt.read_bytes()[:4] == b"\x89PNG" and drawn_excerpt.stat().st_size > 10_000
     manifest = runs.load_dataset(run)[0]
     excerpts = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
     drawn = sorted(layout.figure("x").parent.glob("06_timeline_*.png"))
