@@ -44,6 +44,7 @@ from sklearn.metrics import f1_score
 
 from helpers import (
     analysis,
+    audioset,
     cache,
     checkpoints,
     config,
@@ -147,15 +148,15 @@ def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: 
 
 def heard(best: Path, run: RunLayout, splits: tuple[str, ...]) -> dict:
     """Labels, predictions and recording of every clip of `splits`, by the model in `best`
-    (a frozen musicnn head hears the features `embed` keeps for the run, computed once)."""
+    (a frozen backbone's head hears the features `embed` keeps for the run, computed once)."""
     model, meta = checkpoints.load_model(best)
     backbone = meta.get("backbone") if meta["model_kwargs"].get("frozen") else None
     labels, preds, groups = [], [], []
     for split in splits:
         cached = cache.load_split(run.cache(split))
         if backbone:
-            feats, y = embed.musicnn_features(run, backbone["checkpoint"], torch.device("cpu"),
-                                              splits=(split,))[split]
+            feats, y = embed.backbone_features(run, backbone["name"], backbone["checkpoint"],
+                                               torch.device("cpu"), splits=(split,))[split]
             batches = TensorBatches(feats[backbone["layer"]], y, 256)
         else:
             batches = ClipBatches(cached.waves, cached.labels, 64)
@@ -365,13 +366,14 @@ def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int
                 train_font: str, test_font: str, sets: dict, n_boot: int, model: str = "mel"
                 ) -> list[dict]:
     """Train one variant on `train_font` and test it in-font and across soundfonts; `model`
-    "musicnn-frozen" trains a head on frozen musicnn features (`stage1.train_frozen`)."""
+    "<backbone>-frozen" trains a head on frozen musicnn or AST features (`stage1.train_frozen`)."""
     label, knobs, timbre = spec
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
     reused = trained_on.model(stage1.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
-    if model == "musicnn-frozen":
-        fit = stage1.train_frozen(trained_on, config, variant=f"{variant}-{epochs}ep")
+    if model.endswith("-frozen"):
+        fit = stage1.train_frozen(trained_on, config, variant=f"{variant}-{epochs}ep",
+                                  model=model.removesuffix("-frozen"))
     else:
         fit = stage1.train(trained_on, model, config, variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
@@ -407,6 +409,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune", action="store_true",
                         help="also fine-tune musicnn whole in Stage 1 (CPU: minutes an epoch)")
     parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--ast", metavar="CHECKPOINT", default=None,
+                        help="also a head on frozen AudioSet-transformer features, Stage 1 (a "
+                        "Hugging Face id, e.g. " + audioset.DEFAULT_CHECKPOINT + ", or a "
+                        "save_pretrained folder; its weights cached or downloadable; CPU: hours)")
     parser.add_argument("--instruments", default="default",
                         help='"default" (gac pia tru vio), "all" (IRMAS\'s 11) or codes')
     parser.add_argument("--recordings", type=int, default=None,
@@ -464,6 +470,12 @@ def main(argv: list[str] | None = None) -> None:
                 r["model"] += f" (chosen on {FONTS[VALIDATION]})"
         rows += frozen
         trained.append({**fonts, **chosen, "stage": 1, "label": chosen["model"]})
+        if args.ast:
+            spec = (f"AST {args.ast} pooled, frozen + linear head",
+                    {**HEAD, "backbone": args.ast, "layer": "pooled"}, "random")
+            rows += run_variant("ast-frozen", spec, args.head_epochs, train_font, test_font,
+                                sets, args.bootstrap, model="ast-frozen")
+            trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
         backbone = {k: chosen["knobs"][k] for k in ("backbone", "layer")}
         if args.finetune:
             spec = (FINETUNE[0], {**FINETUNE[1], **backbone}, FINETUNE[2])
@@ -490,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     flags = " ".join(f for f, on in ((f"--instruments {args.instruments}", tag),
                                      ("--both-ways", args.both_ways), ("--ablation", args.ablation),
                                      ("--finetune", args.finetune),
+                                     (f"--ast {args.ast}", args.ast),
                                      ("--quick", args.quick),
                                      ("--stages 1", args.stages == [1])) if on)
     header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +

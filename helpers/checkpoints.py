@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers import models, musicnn
+from helpers import audioset, models, musicnn
 from helpers.atomic import atomic_write
 from helpers.config import ALL_CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 
@@ -219,6 +219,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                               f"{meta['model']!r} model ({err})") from err
     except musicnn.MusicnnMissing as err:
         raise CheckpointError(f"{path}: its model hears through musicnn, and {err}") from err
+    except audioset.AstUnavailable as err:
+        raise CheckpointError(f"{path}: its model hears through AST, and {err}") from err
     try:
         model.load_state_dict(data["state_dict"])
     except RuntimeError as err:
@@ -230,6 +232,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     if backbone_of(model) != backbone:
         raise CheckpointError(
             f"{path}: this head was trained on backbone {backbone}, but the installed one is "
-            f"{backbone_of(model)}: reinstall the backbone it names ({musicnn.INSTALL}) or "
+            f"{backbone_of(model)}: install the backbone it names "
+            f"({audioset.INSTALL if backbone['name'] == 'ast' else musicnn.INSTALL}) or "
             "train the head again")
     return model.to(map_location).eval(), meta

@@ -1,5 +1,5 @@
-"""Colab set-up in one call: Google Drive, the musicnn weights, and FluidSynth with its
-soundfonts for the demo set.
+"""Colab set-up in one call: Google Drive (also for the Hugging Face cache), the musicnn
+weights, and FluidSynth with its soundfonts for the demo set.
 
 Every notebook's set-up cell clones the repository, installs it and calls `setup`; a stock
 Colab runtime has neither FluidSynth nor a General-MIDI soundfont, so `setup` installs them
@@ -15,11 +15,13 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
-from helpers import musicnn
-from helpers.config import DRIVE_MOUNT, TrainingConfig
+from helpers import musicnn, training
+from helpers.config import DRIVE_HOME, DRIVE_MOUNT, TrainingConfig
 from helpers.synth import locate_soundfont
 
 # apt package -> the file it provides that the demo renderer needs.
@@ -33,6 +35,8 @@ DEMO_PACKAGES: dict[str, str] = {
 CPU_EPOCHS: dict[str, int] = {"mel": 10, "wave1d": 1, "wave1d-finetune": 1,
                               "musicnn-finetune": 2}
 GPU_HINT = "Runtime > Change runtime type > T4 GPU"
+# The AudioSet transformer's weights (~350 MB) stay on Drive, not on the runtime's disk.
+HF_CACHE_ON_DRIVE = DRIVE_HOME / "huggingface"
 
 
 class SetupError(RuntimeError):
@@ -124,11 +128,24 @@ def mount_drive() -> None:
         ) from err
 
 
+def keep_hf_cache_on_drive() -> Path | None:
+    """Point the Hugging Face cache (`HF_HOME`) at Drive when Drive is mounted and nothing else
+    was chosen, so a new runtime does not download the AST weights again; where it now is."""
+    if "HF_HOME" in os.environ or not (DRIVE_MOUNT / "MyDrive").is_dir():
+        return None
+    HF_CACHE_ON_DRIVE.mkdir(parents=True, exist_ok=True)
+    os.environ["HF_HOME"] = str(HF_CACHE_ON_DRIVE)
+    return HF_CACHE_ON_DRIVE
+
+
 def setup(source: str = "demo", mount: bool = True) -> None:
-    """Prepare this runtime: Drive (on Colab, when `mount`), FluidSynth and soundfonts (when
-    `source` is "demo"), and one line on the device training will use."""
+    """Prepare this runtime: Drive (on Colab, when `mount`) and the Hugging Face cache on it,
+    FluidSynth and soundfonts (when `source` is "demo"), and one line on the device training
+    will use."""
     if mount and in_colab():
         mount_drive()
+        if keep_hf_cache_on_drive():
+            print(f"Hugging Face cache (AST weights): {HF_CACHE_ON_DRIVE}")
     if ensure_musicnn():
         print("musicnn: installed (its weights come with it)")
     if source == "demo":
@@ -158,3 +175,17 @@ def for_runtime(config: TrainingConfig, cpu_colab: bool | None = None) -> Traini
         print(f"No GPU on this Colab runtime: epochs {now} instead of {wanted} "
               f"({GPU_HINT} for the full run).")
     return capped
+
+
+def warn_without_gpu(models: Iterable[str], device: str | None = None) -> str | None:
+    """Say so (and return the line) when `models` include the AudioSet transformer (`ast` in
+    the name) and training would run on the CPU (`device`, read as `training.pick_device`
+    does), where it takes hours; None otherwise."""
+    slow = [name for name in models if "ast" in name.split("-")]
+    if not slow or training.pick_device(device).type != "cpu":
+        return None
+    line = (f"{', '.join(slow)}: the AudioSet transformer on a CPU takes hours an epoch; "
+            f"choose a GPU ({GPU_HINT}) or the musicnn models (transfer-musicnn, "
+            "musicnn-finetune), which run on a CPU")
+    print(line)
+    return line

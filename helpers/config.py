@@ -80,14 +80,22 @@ def run_dir(source: str, home_dir: str | Path | None = None) -> Path:
     return home(home_dir) / "runs" / source
 
 
-# The learning rate and batch size a model trains with unless told otherwise: the 2020 network's
-# own rate, and larger batches for the heads on stored features (`TrainingConfig.for_model`).
+# What a model trains with unless told otherwise (`TrainingConfig.for_model`): the 2020
+# network's own learning rate, larger batches for the heads on stored features, each pretrained
+# backbone's checkpoint and layer (musicnn's: the accuracy benchmark's choice on its validation
+# timbre, Merlin: MTT penultimate 91.3%, MTT pool 88.4%, MSD pool 85.1%;
+# benchmarks/results/accuracy.md), and a gentler backbone rate for the transformer.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "": {"lr": 1e-3, "batch_size": 16},
     "wave1d": {"lr": 3e-4},
     "transfer": {"lr": 1e-4, "batch_size": 64},
+    "musicnn": {"backbone": "MTT_musicnn", "layer": "penultimate", "backbone_lr": 0.1},
     "transfer-musicnn": {"batch_size": 64},
+    "ast": {"backbone": "MIT/ast-finetuned-audioset-10-10-0.4593", "layer": "pooled",
+            "backbone_lr": 0.02},
+    "transfer-ast": {"batch_size": 64},
 }
+BACKBONE_MODELS = ("musicnn", "ast")  # pretrained networks, as heads or fine-tuned
 
 
 @dataclass(frozen=True)
@@ -130,15 +138,19 @@ class TrainingConfig:
     # nothing (`irmas-predict` then names no instrument where none reaches its threshold).
     # Stage 1: a flat target, so such input gets a flat answer, reported as low confidence.
     nothing: float = 0.1
-    # A pretrained backbone (musicnn, `helpers.musicnn`): which checkpoint ("MTT_musicnn" or
-    # "MSD_musicnn") and layer ("pool", "penultimate", "taggram") a head reads, the head's
-    # hidden units (0: linear), and the backbone's learning rate as a fraction of `lr` when it
-    # is fine-tuned. Defaults: the accuracy benchmark's choice on its validation timbre (Merlin:
-    # MTT penultimate 91.3%, MTT pool 88.4%, MSD pool 85.1%; benchmarks/results/accuracy.md).
-    backbone: str | None = "MTT_musicnn"
-    layer: str | None = "penultimate"
+    # Stage 2 with `dynamic_mixing`: the chance that a training example is a mix rather than
+    # one clip (PaSST's recipe: 0.8), the mixes keeping notebook 04's mix sizes; None: notebook
+    # 04's weights of each size as they are.
+    mix_chance: float | None = None
+    # A pretrained backbone (`BACKBONE_MODELS`: musicnn, `helpers.musicnn`; AST,
+    # `helpers.audioset`): which checkpoint (musicnn: "MTT_musicnn" or "MSD_musicnn"; AST: a
+    # Hugging Face id or folder) and layer (musicnn: "pool", "penultimate", "taggram"; AST:
+    # "pooled") a head reads, None: the model's own (`MODEL_DEFAULTS`); the head's hidden units
+    # (0: linear), and the backbone's learning rate as a fraction of `lr` when fine-tuned.
+    backbone: str | None = None
+    layer: str | None = None
     head_hidden: int | None = 0
-    backbone_lr: float | None = 0.1
+    backbone_lr: float | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,6 +162,8 @@ class TrainingConfig:
             raise ValueError(f"mix_under={self.mix_under} is a probability: give 0 to 1")
         if not 0.0 <= self.nothing < 1.0:
             raise ValueError(f"nothing={self.nothing} is a share of each batch: give 0 to <1")
+        if self.mix_chance is not None and not 0.0 <= self.mix_chance <= 1.0:
+            raise ValueError(f"mix_chance={self.mix_chance} is a probability: give 0 to 1")
         if self.mixup and self.mix_under:
             raise ValueError("mixup and mix_under both mix clips; switch one off (set it to 0)")
 
@@ -180,7 +194,7 @@ class TrainingConfig:
     def for_model(self, *names: str) -> TrainingConfig:
         """The knobs given for model `names[0]` (its overrides folded in, then those of each
         later name: a network, then the variant of it being trained); a learning rate or batch
-        size left at None is the model's own (`MODEL_DEFAULTS`)."""
+        size, a backbone or layer left at None is the model's own (`MODEL_DEFAULTS`)."""
         overrides: dict[str, Any] = {}
         own = dict(MODEL_DEFAULTS[""])
         for name in names:
@@ -191,7 +205,7 @@ class TrainingConfig:
 
     def applied(self, stage: str, model: str, variant: str, on_audio: bool = True
                 ) -> TrainingConfig:
-        """What `variant` of `model` ("mel", "wave1d", "musicnn", "transfer") trains with in
+        """What `variant` of `model` ("mel", "wave1d", "musicnn", "ast", "transfer") trains with in
         `stage` (`on_audio`: trained on audio batches, not a head on stored features): its
         knobs (`for_model`) with those it cannot use switched off, so its record says what ran.
         Such a knob set for this model by name is a mistake, refused."""
@@ -220,26 +234,27 @@ PLAIN: dict[str, Any] = {
     "shift": False, "eq_db": 0.0, "spec_masks": False, "dynamic_mixing": False, "nothing": 0.0,
 }
 # A knob a model cannot use is recorded at this value: what it did.
-OFF: dict[str, Any] = {**PLAIN, "mixup": 0.0, "mix_under_db": None, "backbone": None,
-                       "layer": None, "head_hidden": None, "backbone_lr": None}
-_LOG_MEL = {"eq_db", "spec_masks"}  # a log-mel front end: MelCNN's, musicnn's
-_ON_AUDIO = {"mix_under", "mix_under_db", "mixup", "gain_db", "shift", "dynamic_mixing"} | _LOG_MEL
-_MUSICNN = {"backbone", "layer", "head_hidden", "backbone_lr"}
+OFF: dict[str, Any] = {**PLAIN, "mixup": 0.0, "mix_under_db": None, "mix_chance": None,
+                       "backbone": None, "layer": None, "head_hidden": None, "backbone_lr": None}
+_LOG_MEL = {"eq_db", "spec_masks"}  # a spectrogram front end: MelCNN's, musicnn's, AST's
+_ON_AUDIO = ({"mix_under", "mix_under_db", "mixup", "gain_db", "shift", "dynamic_mixing",
+              "mix_chance"} | _LOG_MEL)
+_BACKBONE = {"backbone", "layer", "head_hidden", "backbone_lr"}
 
 
 def unusable(stage: str, model: str, on_audio: bool = True) -> set[str]:
     """The knobs model `model` cannot use in `stage` (see `TrainingConfig.applied`)."""
     out = set()
     if stage == "stage1":
-        out.add("dynamic_mixing")
+        out |= {"dynamic_mixing", "mix_chance"}
     else:  # multi-hot targets: no label smoothing, no clip mixed under a label
         out |= {"label_smoothing", "mix_under", "mix_under_db"}
     if not on_audio:
         out |= _ON_AUDIO
-    if model not in ("mel", "musicnn"):
+    if model not in ("mel", *BACKBONE_MODELS):
         out |= _LOG_MEL
-    if model != "musicnn":
-        out |= _MUSICNN
+    if model not in BACKBONE_MODELS:
+        out |= _BACKBONE
     elif not on_audio:
         out.add("backbone_lr")
     if model == "transfer":  # the 2020 head, on Stage-1 features of mixes only

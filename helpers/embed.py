@@ -57,14 +57,15 @@ def stored(path: Path, key: str, compute: Callable[[], tuple[Features, torch.Ten
     return feats, targets
 
 
-def musicnn_features(run: RunLayout, checkpoint: str, device: torch.device,
-                     progress: bool = True, mixes: bool = False,
-                     splits: tuple[str, ...] = SPLITS
-                     ) -> dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """Every musicnn layer's features (`musicnn.LAYERS`) and the targets of each split's
-    cached clips (Stage 1: class numbers) or of its planned mixes (`mixes`, Stage 2:
-    multi-hot), by checkpoint `checkpoint`; one pass of the backbone serves every layer."""
-    backbone = models.MusicnnFeatures(checkpoint).to(device).eval()
+def backbone_features(run: RunLayout, model: str, checkpoint: str, device: torch.device,
+                      progress: bool = True, mixes: bool = False,
+                      splits: tuple[str, ...] = SPLITS
+                      ) -> dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Every layer's features of pretrained backbone `model` (`models.BACKBONES`: musicnn's
+    three, AST's pooled embedding) and the targets of each split's cached clips (Stage 1:
+    class numbers) or of its planned mixes (`mixes`, Stage 2: multi-hot), by checkpoint
+    `checkpoint`; one pass of the backbone serves every layer."""
+    backbone = models.BACKBONES[model](checkpoint).to(device).eval()
     out = {}
     for split in splits:
         plan_meta = mixing.load_plan(run.mixes(split)) if mixes else None
@@ -84,7 +85,7 @@ def musicnn_features(run: RunLayout, checkpoint: str, device: torch.device,
 
 
 def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Tensor],
-                 share: float, checkpoint: str, device: torch.device, seed: int,
+                 share: float, model: str, checkpoint: str, device: torch.device, seed: int,
                  fill: float = 0.0, progress: bool = True
                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A frozen head's training features and target matrix `train` with no-instrument windows
@@ -94,18 +95,18 @@ def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Ten
     count = round(len(targets) * share / (1 - share))
     if not count:
         return train
-    more, zeros = nothing_features(run, checkpoint, device, count, targets.shape[1], seed,
-                                   progress)
+    more, zeros = nothing_features(run, model, checkpoint, device, count, targets.shape[1],
+                                   seed, progress)
     return ({k: torch.cat([v, more[k]]) for k, v in layers.items()},
             torch.cat([targets, zeros + fill]))
 
 
-def nothing_features(run: RunLayout, checkpoint: str, device: torch.device, count: int,
-                     n_classes: int, seed: int, progress: bool = True
+def nothing_features(run: RunLayout, model: str, checkpoint: str, device: torch.device,
+                     count: int, n_classes: int, seed: int, progress: bool = True
                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Every musicnn layer's features of `count` no-instrument windows (`helpers.nothing`) and
-    their all-zero targets; kept like the mixes' features."""
-    backbone = models.MusicnnFeatures(checkpoint).to(device).eval()
+    """Every layer's features of backbone `model` for `count` no-instrument windows
+    (`helpers.nothing`) and their all-zero targets; kept like the mixes' features."""
+    backbone = models.BACKBONES[model](checkpoint).to(device).eval()
     key = content_key(backbone.weights_sha256, {"nothing": count, "seed": seed,
                                                 "kinds": list(nothing.KINDS)})
 

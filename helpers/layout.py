@@ -17,6 +17,7 @@ spells `cache/train.pt` or `best.pt`, so the folder can change here and nowhere 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,8 +91,10 @@ class RunLayout:
         return self.root / "mixes" / "wav"
 
     def backbone_features(self, backbone: str, split: str, mixes: bool = False) -> Path:
-        """Cached features of a pretrained backbone for a split's clips (Stage 1) or mixes."""
-        return self.root / "features" / backbone / f"{'mixes_' if mixes else ''}{split}.pt"
+        """Cached features of a pretrained backbone checkpoint (a name, a hub id such as
+        `MIT/ast-…`, or a folder) for a split's clips (Stage 1) or mixes."""
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "_", backbone).strip("_")[-100:]
+        return self.root / "features" / folder / f"{'mixes_' if mixes else ''}{split}.pt"
 
     def model(self, stage: str, name: str) -> ModelFiles:
         if stage not in STAGES:

@@ -11,8 +11,8 @@ import torch
 import torchaudio
 from torch import nn
 
-from helpers import musicnn
-from helpers.config import CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
+from helpers import audioset, musicnn
+from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
 
 # (in, out, kernel, pool) of the 2020 project's six Conv1d-ReLU-MaxPool1d-BatchNorm1d blocks.
 WAVE1D_BLOCKS = ((2, 64, 11, 2), (64, 64, 9, 2), (64, 64, 7, 4), (64, 32, 5, 4), (32, 16, 5, 4),
@@ -123,8 +123,8 @@ class MusicnnFeatures(nn.Module):
     backbone is fine-tuned. Batch norm keeps the pretrained statistics in training too.
     """
 
-    def __init__(self, checkpoint: str = TrainingConfig.backbone,
-                 layer: str = TrainingConfig.layer, pretrained: bool = True) -> None:
+    def __init__(self, checkpoint: str = musicnn.DEFAULT_CHECKPOINT,
+                 layer: str = musicnn.DEFAULT_LAYER, pretrained: bool = True) -> None:
         super().__init__()
         if layer not in musicnn.LAYERS:
             raise ValueError(f"musicnn layer {layer!r}; choose one of {sorted(musicnn.LAYERS)}")
@@ -181,19 +181,19 @@ class Head(nn.Module):
         return self.layers(features)
 
 
-class MusicnnClassifier(nn.Module):
-    """musicnn backbone + `Head`, frozen (only the head trains, and a checkpoint holds only the
-    head: the backbone comes from the musicnn wheel) or fine-tuned (the whole network trains).
+class PretrainedClassifier(nn.Module):
+    """A pretrained backbone + `Head`, frozen (only the head trains, and a checkpoint holds only
+    the head: the backbone is rebuilt from where it came from) or fine-tuned (the whole network
+    trains, and a checkpoint holds it all: ~350 MB for AST, 3 MB for musicnn).
 
     `forward` takes clips `[B, 2, L]`, or `[B, n_features]` features this backbone already
     computed (frozen heads train on cached features, `embed`)."""
 
-    def __init__(self, *, n_outputs: int, checkpoint: str = TrainingConfig.backbone,
-                 layer: str = TrainingConfig.layer, hidden: int = 0, frozen: bool = True,
-                 dropout: float = 0.2) -> None:
+    def __init__(self, backbone: nn.Module, n_outputs: int, hidden: int = 0,
+                 frozen: bool = True, dropout: float = 0.2) -> None:
         super().__init__()
         self.frozen = frozen
-        self.backbone = MusicnnFeatures(checkpoint, layer)
+        self.backbone = backbone
         self.head = Head(self.backbone.n_features, n_outputs, hidden, dropout)
         self.augment = self.backbone.augment
         if frozen:
@@ -206,7 +206,7 @@ class MusicnnClassifier(nn.Module):
             self.backbone.augment = value
         super().__setattr__(name, value)
 
-    def train(self, mode: bool = True) -> MusicnnClassifier:
+    def train(self, mode: bool = True) -> PretrainedClassifier:
         super().train(mode)
         if self.frozen:
             self.backbone.eval()
@@ -223,6 +223,30 @@ class MusicnnClassifier(nn.Module):
         return self.head(self.features(x))
 
 
+class MusicnnClassifier(PretrainedClassifier):
+    """musicnn (`MusicnnFeatures`, from the musicnn wheel) + a head."""
+
+    def __init__(self, *, n_outputs: int, checkpoint: str = musicnn.DEFAULT_CHECKPOINT,
+                 layer: str = musicnn.DEFAULT_LAYER, hidden: int = 0, frozen: bool = True,
+                 dropout: float = 0.2) -> None:
+        super().__init__(MusicnnFeatures(checkpoint, layer), n_outputs, hidden, frozen, dropout)
+
+
+class ASTClassifier(PretrainedClassifier):
+    """The AudioSet transformer (`audioset.ASTFeatures`, from the Hugging Face cache) + a head."""
+
+    def __init__(self, *, n_outputs: int, checkpoint: str = audioset.DEFAULT_CHECKPOINT,
+                 layer: str = "pooled", hidden: int = 0, frozen: bool = True,
+                 dropout: float = 0.2) -> None:
+        super().__init__(audioset.ASTFeatures(checkpoint, layer), n_outputs, hidden, frozen,
+                         dropout)
+
+
+# The pretrained backbones, by the model name notebooks and checkpoints use, and their features.
+BACKBONES: dict[str, type[nn.Module]] = {"musicnn": MusicnnFeatures,
+                                         "ast": audioset.ASTFeatures}
+
+
 def _without_backbone(module, state, prefix, local_metadata) -> None:
     for key in [k for k in state if k.startswith(f"{prefix}backbone.")]:
         del state[key]
@@ -234,13 +258,14 @@ def _backbone_not_missing(module, incompatible) -> None:
 
 
 MODELS: dict[str, type[nn.Module]] = {"wave1d": Wave1DCNN, "mel": MelCNN,
-                                      "transfer": TransferHead, "musicnn": MusicnnClassifier}
+                                      "transfer": TransferHead, "musicnn": MusicnnClassifier,
+                                      "ast": ASTClassifier}
 # Names older checkpoints used: "seed" was the 2020 project's 1D CNN (same weights, new name).
 RENAMED = {"seed": "wave1d"}
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    """A model by its short name (`wave1d`, `mel` or `transfer`)."""
+    """A model by its short name (`wave1d`, `mel`, `transfer`, `musicnn` or `ast`)."""
     name = RENAMED.get(name, name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")

@@ -25,9 +25,13 @@ import torchaudio
 from torch import nn
 
 from helpers.atomic import atomic_write
+from helpers.config import MODEL_DEFAULTS
 
 NAMES: tuple[str, ...] = ("MTT_musicnn", "MSD_musicnn")
 INSTALL = "pip install --no-deps musicnn==0.1.0"
+# The checkpoint and layer chosen on the accuracy benchmark's validation timbre.
+DEFAULT_CHECKPOINT = MODEL_DEFAULTS["musicnn"]["backbone"]
+DEFAULT_LAYER = MODEL_DEFAULTS["musicnn"]["layer"]
 SAMPLE_RATE = 16_000
 N_FFT, HOP, N_MELS = 512, 256, 96
 PATCH_FRAMES = 187  # 3 s, the length the models were trained on

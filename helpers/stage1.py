@@ -15,7 +15,7 @@ from torch import nn
 
 from helpers import augment, cache, checkpoints, embed, metrics, models, results, runs, training
 from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import SEED, SPLITS, TrainingConfig
+from helpers.config import BACKBONE_MODELS, SEED, SPLITS, TrainingConfig
 from helpers.layout import RunLayout, as_layout
 from helpers.nothing import flat_share
 
@@ -51,7 +51,7 @@ def model_kwargs(name: str, config: TrainingConfig, frozen: bool = False) -> dic
     """What `models.build` needs beyond the outputs: a pretrained backbone's checkpoint, layer
     and head from `config`, trained whole (fine-tuned) or `frozen`; nothing for the networks
     trained from scratch."""
-    if name != "musicnn":
+    if name not in BACKBONE_MODELS:
         return {}
     return {"checkpoint": config.backbone, "layer": config.layer, "hidden": config.head_hidden,
             "frozen": frozen}
@@ -67,20 +67,21 @@ FROZEN = "transfer-musicnn"  # a head on frozen musicnn features (`train_frozen`
 
 
 def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = None,
-                 variant: str = FROZEN) -> results.TrainResult:
-    """A head on frozen musicnn features (checkpoint `config.backbone`, layer `config.layer`)
-    of the cached clips, computed once (`embed`); its checkpoint holds only the head and
-    predicts on audio through the installed backbone. Knobs from `config.per_model[variant]`."""
+                 variant: str = FROZEN, model: str = "musicnn") -> results.TrainResult:
+    """A head on the frozen features of pretrained backbone `model` (musicnn or ast; checkpoint
+    `config.backbone`, layer `config.layer`) of the cached clips, computed once (`embed`); its
+    checkpoint holds only the head and predicts on audio through the backbone it names. Knobs
+    from `config.per_model[variant]`."""
     run = as_layout(run)
-    config = (config or TrainingConfig()).applied(STAGE, "musicnn", variant, on_audio=False)
+    config = (config or TrainingConfig()).applied(STAGE, model, variant, on_audio=False)
     dev = training.pick_device(config.device)
-    feats = embed.musicnn_features(run, config.backbone, dev, config.progress)
+    feats = embed.backbone_features(run, model, config.backbone, dev, config.progress)
     layers, labels = feats["train"]
     n_classes = len(runs.instruments(run))
     feats["train"] = embed.with_nothing(
-        run, (layers, nn.functional.one_hot(labels, n_classes).float()), config.nothing,
+        run, (layers, nn.functional.one_hot(labels, n_classes).float()), config.nothing, model,
         config.backbone, dev, config.random_seed, fill=1 / n_classes, progress=config.progress)
-    return fit_head(run, STAGE, variant, config, feats, loss(config),
+    return fit_head(run, STAGE, model, variant, config, feats, loss(config),
                     metrics.accuracy_from_logits, "accuracy", floor_and_test)
 
 
@@ -101,12 +102,13 @@ def floor_and_test(best: Path, batches: dict, device: torch.device) -> dict:
             "confidence_floor": floor}
 
 
-def fit_head(run: RunLayout, stage: str, variant: str, config: TrainingConfig, feats: dict,
-             loss_fn: training.LossFn, score_fn: training.ScoreFn, val_metric: str,
+def fit_head(run: RunLayout, stage: str, model_name: str, variant: str, config: TrainingConfig,
+             feats: dict, loss_fn: training.LossFn, score_fn: training.ScoreFn, val_metric: str,
              test_fn: Callable[[Path, dict, torch.device], dict], **meta_extra
              ) -> results.TrainResult:
-    """Train a frozen-musicnn head on `feats` (per split: every layer's features, targets),
-    then `test_fn(best.pt, batches, device)` (Stage 2 tunes thresholds on validation first);
+    """Train a head on frozen backbone `model_name`'s `feats` (per split: every layer's
+    features, targets), then `test_fn(best.pt, batches, device)` (Stage 2 tunes thresholds on
+    validation first);
     `meta_extra` joins the checkpoint's metadata."""
     dev = training.pick_device(config.device)
     batches = {s: TensorBatches(f[config.layer], y, config.batch_size if s == "train" else 256,
@@ -114,11 +116,11 @@ def fit_head(run: RunLayout, stage: str, variant: str, config: TrainingConfig, f
                for s, (f, y) in feats.items()}
     classes = runs.instruments(run)
     torch.manual_seed(config.random_seed)
-    kwargs = model_kwargs("musicnn", config, frozen=True)
-    model = models.build("musicnn", n_outputs=len(classes), **kwargs)
+    kwargs = model_kwargs(model_name, config, frozen=True)
+    model = models.build(model_name, n_outputs=len(classes), **kwargs)
     files = run.model(stage, variant)
     task = "single" if stage == STAGE else "multi"
-    meta = {**checkpoints.model_meta("musicnn", task=task, classes=classes, **kwargs),
+    meta = {**checkpoints.model_meta(model_name, task=task, classes=classes, **kwargs),
             **meta_extra}
     fit = training.fit(model, batches["train"], batches["val"], loss_fn, score_fn, files, meta,
                        config)
@@ -161,10 +163,10 @@ def train(run: RunLayout | str | Path, name: str, config: TrainingConfig | None 
 def train_named(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None
                 ) -> results.TrainResult:
     """One model by the name notebooks use: a network trained whole (`mel`, `wave1d`,
-    `musicnn-finetune`: musicnn from its pretrained weights) or a head on frozen musicnn
-    features (`transfer-musicnn`)."""
+    `musicnn-finetune` or `ast-finetune`: a pretrained backbone from its weights) or a head on
+    a frozen backbone's features (`transfer-musicnn`, `transfer-ast`)."""
     if name.startswith("transfer-"):
-        return train_frozen(run, config, variant=name)
+        return train_frozen(run, config, variant=name, model=name.removeprefix("transfer-"))
     return train(run, name.removesuffix("-finetune"), config, variant=name)
 
 

@@ -134,12 +134,24 @@ def train_cnn(run: RunLayout | str | Path, name: str, config: TrainingConfig | N
                            models.conv_linear_parameters(model), "micro F1")
 
 
+def with_mix_chance(k_weights: dict[int, float], chance: float | None) -> dict[int, float]:
+    """Weights of each number of instruments per training example, the single clips given
+    1 - `chance` of the whole and the mixes of two or more `chance` (in their own proportions:
+    PaSST's recipe mixes with p = 0.8); `chance` None: `k_weights` as they are."""
+    mixes = {k: w for k, w in k_weights.items() if k > 1}
+    if chance is None or not mixes:
+        return k_weights
+    total = sum(mixes.values())
+    return {1: 1.0 - chance, **{k: chance * w / total for k, w in mixes.items()}}
+
+
 def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingConfig
                     ) -> mixing.DynamicMixBatches:
     """Training batches of fresh mixes each epoch from the cached training split, planned as
     notebook 04 planned the fixed training mixes (clip uses, k weights, gains)."""
     _, settings = mixing.load_plan(run.mixes("train"))
-    k_weights = {int(k): w for k, w in settings["k_weights"].items()}
+    k_weights = with_mix_chance({int(k): w for k, w in settings["k_weights"].items()},
+                                config.mix_chance)
     return mixing.DynamicMixBatches(train.waves, train.labels, config.batch_size,
                                     settings["uses_per_clip"], k_weights, settings["gain_db"],
                                     config.random_seed, classes=train.classes,
@@ -193,18 +205,20 @@ def cached_features(run: RunLayout | str | Path, device: torch.device, progress:
 
 
 def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = None,
-                 variant: str = stage1.FROZEN) -> results.TrainResult:
-    """A multi-label head on frozen musicnn features of notebook 04's mixes (fixed plans; a
-    mix's features are those of its summed audio), computed once (`embed`); thresholds tuned
-    on validation. Its checkpoint holds only the head and predicts on audio through the
-    installed backbone. Knobs from `config.per_model[variant]`."""
+                 variant: str = stage1.FROZEN, model: str = "musicnn") -> results.TrainResult:
+    """A multi-label head on the frozen features of pretrained backbone `model` (musicnn or
+    ast) of notebook 04's mixes (fixed plans; a mix's features are those of its summed audio),
+    computed once (`embed`); thresholds tuned on validation. Its checkpoint holds only the head
+    and predicts on audio through the backbone it names. Knobs from `config.per_model[variant]`."""
     run = as_layout(run)
-    config = (config or TrainingConfig()).applied(STAGE, "musicnn", variant, on_audio=False)
+    config = (config or TrainingConfig()).applied(STAGE, model, variant, on_audio=False)
     dev = training.pick_device(config.device)
-    feats = embed.musicnn_features(run, config.backbone, dev, config.progress, mixes=True)
-    feats["train"] = embed.with_nothing(run, feats["train"], config.nothing, config.backbone,
-                                        dev, config.random_seed, progress=config.progress)
-    return stage1.fit_head(run, STAGE, variant, config, feats, LOSS,
+    feats = embed.backbone_features(run, model, config.backbone, dev, config.progress,
+                                    mixes=True)
+    feats["train"] = embed.with_nothing(run, feats["train"], config.nothing, model,
+                                        config.backbone, dev, config.random_seed,
+                                        progress=config.progress)
+    return stage1.fit_head(run, STAGE, model, variant, config, feats, LOSS,
                            metrics.micro_f1_from_logits, "micro F1", tune_and_test,
                            names_nothing=config.nothing > 0)
 
@@ -241,14 +255,17 @@ def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = 
                    from_scratch: tuple[str, ...] = ("mel", "wave1d"), transfer: bool = True,
                    finetune: tuple[str, ...] = ("wave1d",),
                    transfer_from: tuple[str, ...] = (EXTRACTOR,),
-                   musicnn: tuple[str, ...] = (stage1.FROZEN,)
+                   pretrained: tuple[str, ...] = (stage1.FROZEN,)
                    ) -> dict[str, results.TrainResult]:
-    """Notebook 05's variants in turn: musicnn models (`transfer-musicnn`: a head on frozen
-    features of the mixes; `musicnn-finetune`: the whole network from its pretrained weights),
-    CNNs from scratch, the transfer head on each Stage-1 model of `transfer_from`, fine-tuned
-    Stage-1 models (`<name>-finetune`), each with its knobs from `config.per_model`."""
-    out = {name: train_frozen(run, config, variant=name) if name.startswith("transfer-")
-           else train_cnn(run, "musicnn", config, variant=name) for name in musicnn}
+    """Notebook 05's variants in turn: pretrained backbones (`transfer-musicnn`,
+    `transfer-ast`: a head on frozen features of the mixes; `musicnn-finetune`,
+    `ast-finetune`: the whole network from its pretrained weights), CNNs from scratch, the
+    transfer head on each Stage-1 model of `transfer_from`, fine-tuned Stage-1 models
+    (`<name>-finetune`), each with its knobs from `config.per_model`."""
+    out = {name: train_frozen(run, config, variant=name, model=name.removeprefix("transfer-"))
+           if name.startswith("transfer-")
+           else train_cnn(run, name.removesuffix("-finetune"), config, variant=name)
+           for name in pretrained}
     out |= {name: train_cnn(run, name, config) for name in from_scratch}
     for extractor in transfer_from if transfer else ():
         out[transfer_variant(extractor)] = train_transfer(run, config, extractor)

@@ -40,8 +40,9 @@ def test_frozen_head_learns_and_stores_only_the_head(run, frozen):
     assert len(backbone["weights_sha256"]) == 64
     assert frozen.parameters == 200 * 4 + 4 + 2 * 200  # linear head + its input batch norm
     model, _ = checkpoints.load_model(frozen.checkpoint)
-    feats, labels = embed.musicnn_features(RunLayout(run), "MTT_musicnn", torch.device("cpu"),
-                                           progress=False, splits=("test",))["test"]
+    feats, labels = embed.backbone_features(RunLayout(run), "musicnn", "MTT_musicnn",
+                                            torch.device("cpu"), progress=False,
+                                            splits=("test",))["test"]
     with torch.no_grad():
         right = (model(feats["penultimate"]).argmax(1) == labels).float().mean().item()
     assert frozen.test["accuracy"] == pytest.approx(right), "the record is best.pt's on test"
@@ -51,20 +52,22 @@ def test_features_are_computed_once_and_rebuilt_when_damaged(run, frozen):
     layout = RunLayout(run)
     files = [layout.backbone_features("MTT_musicnn", s) for s in SPLITS]
     stamps = [f.stat().st_mtime_ns for f in files]
-    feats = embed.musicnn_features(layout, "MTT_musicnn", torch.device("cpu"), progress=False)
+    feats = embed.backbone_features(layout, "musicnn", "MTT_musicnn", torch.device("cpu"),
+                                    progress=False)
     assert [f.stat().st_mtime_ns for f in files] == stamps, "reused, not recomputed"
     assert set(feats["val"][0]) == {"pool", "penultimate", "taggram"}
     assert feats["val"][0]["pool"].shape[1] == 1506
     files[1].write_bytes(b"half a file")
-    again = embed.musicnn_features(layout, "MTT_musicnn", torch.device("cpu"), progress=False)
+    again = embed.backbone_features(layout, "musicnn", "MTT_musicnn", torch.device("cpu"),
+                                    progress=False)
     torch.testing.assert_close(again["val"][0]["pool"], feats["val"][0]["pool"])
 
 
 def test_a_frozen_head_predicts_on_audio_as_on_its_features(run, frozen, tmp_path):
     model, meta = checkpoints.load_model(frozen.checkpoint)
     layout = RunLayout(run)
-    feats, _ = embed.musicnn_features(layout, "MTT_musicnn", torch.device("cpu"),
-                                      progress=False, splits=("test",))["test"]
+    feats, _ = embed.backbone_features(layout, "musicnn", "MTT_musicnn", torch.device("cpu"),
+                                       progress=False, splits=("test",))["test"]
     clips = cache.load_split(layout.cache("test"))
     with torch.no_grad():
         from_audio = model(clips.waves[:4].float())
@@ -136,7 +139,7 @@ def test_finetuning_trains_the_backbone_slower(run):
     config = TrainingConfig(epochs=1, lr=1e-3, backbone_lr=0.1, eq_db=6.0, spec_masks=True,
                             progress=False, device="cpu")
     model = models.build("musicnn", n_outputs=4,
-                                  **stage1.model_kwargs("musicnn", config))
+                         **stage1.model_kwargs("musicnn", config.for_model("musicnn")))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = training.optimizer(model, config)
     assert [g["scale"] for g in opt.param_groups] == [1.0, 0.1]

@@ -116,3 +116,31 @@ def test_on_a_gpu_less_colab_runtime_epochs_are_capped_and_said(capsys):
     small = TrainingConfig(epochs=1)
     assert colab.for_runtime(small, cpu_colab=True) == small
     assert capsys.readouterr().out == ""  # already small: nothing to say
+
+
+def test_on_colab_the_hugging_face_cache_is_kept_on_drive(tmp_path, monkeypatch, capsys):
+    mount = tmp_path / "drive"
+    monkeypatch.setattr(colab, "DRIVE_MOUNT", mount)
+    monkeypatch.setattr(colab, "HF_CACHE_ON_DRIVE", mount / "MyDrive" / "project" / "huggingface")
+    google = types.ModuleType("google")
+    google.colab = types.ModuleType("google.colab")
+    google.colab.drive = types.SimpleNamespace(
+        mount=lambda where: (mount / "MyDrive").mkdir(parents=True))
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", google.colab)
+    monkeypatch.setenv("HF_HOME", "restored after the test")
+    monkeypatch.delenv("HF_HOME")
+    colab.setup(source="irmas", mount=True)
+    assert os.environ["HF_HOME"] == str(colab.HF_CACHE_ON_DRIVE)
+    assert colab.HF_CACHE_ON_DRIVE.is_dir() and "AST weights" in capsys.readouterr().out
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "chosen"))
+    assert colab.keep_hf_cache_on_drive() is None, "a cache the user chose stays"
+    assert os.environ["HF_HOME"] == str(tmp_path / "chosen")
+
+
+def test_ast_models_on_a_cpu_are_said_to_take_hours(capsys):
+    line = colab.warn_without_gpu(["transfer-musicnn", "ast-finetune", "mel"], "cpu")
+    assert line.startswith("ast-finetune:") and "hours" in line and "transfer-musicnn" in line
+    assert capsys.readouterr().out.strip() == line
+    assert colab.warn_without_gpu(["transfer-musicnn", "musicnn-finetune", "mel"], "cpu") is None
+    assert colab.warn_without_gpu(["transfer-ast"], "cuda") is None, "a GPU: nothing to say"

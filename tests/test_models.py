@@ -43,5 +43,5 @@ def test_mel_cnn_is_compact_and_cheap():
 
 def test_build_names_the_choices():
     assert isinstance(models.build("mel", n_outputs=3), models.MelCNN)
-    with pytest.raises(ValueError, match="'mel', 'musicnn', 'transfer', 'wave1d'"):
+    with pytest.raises(ValueError, match="'ast', 'mel', 'musicnn', 'transfer', 'wave1d'"):
         models.build("resnet", n_outputs=len(CLASSES))
