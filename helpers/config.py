@@ -137,6 +137,7 @@ class TrainingConfig:
     # clicks, silence; `helpers.nothing`). Stage 2: all-zero target, so a model can name
     # nothing (`irmas-predict` then names no instrument where none reaches its threshold).
     # Stage 1: a flat target, so such input gets a flat answer, reported as low confidence.
+    # A head on frozen features gets at least `nothing.FIXED_MINIMUM` of them (small sets).
     nothing: float = 0.1
     # Stage 2 with `dynamic_mixing`: the chance that a training example is a mix rather than
     # one clip (PaSST's recipe: 0.8), the mixes keeping notebook 04's mix sizes; None: notebook

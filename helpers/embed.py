@@ -89,12 +89,13 @@ def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Ten
                  fill: float = 0.0, progress: bool = True
                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A frozen head's training features and target matrix `train` with no-instrument windows
-    added, `share` of the result (as in the trained-whole models' batches), their targets all
-    `fill` (Stage 2: 0, name nothing; Stage 1: 1/C, a flat answer)."""
+    added, `share` of the result (as in the trained-whole models' batches) but at least
+    `nothing.FIXED_MINIMUM`, their targets all `fill` (Stage 2: 0, name nothing; Stage 1: 1/C,
+    a flat answer)."""
     layers, targets = train
-    count = round(len(targets) * share / (1 - share))
-    if not count:
+    if not share:
         return train
+    count = max(round(len(targets) * share / (1 - share)), nothing.FIXED_MINIMUM)
     more, zeros = nothing_features(run, model, checkpoint, device, count, targets.shape[1],
                                    seed, progress)
     return ({k: torch.cat([v, more[k]]) for k, v in layers.items()},

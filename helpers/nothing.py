@@ -21,6 +21,9 @@ from helpers.config import CLIP_SAMPLES, SAMPLE_RATE, SEED
 from helpers.training import AugmentFn
 
 KINDS = ("hiss", "hum", "clicks", "hum+hiss", "silence")
+# A frozen head sees one fixed set of them every epoch (batches draw fresh ones): at least this
+# many, so that a small training set (the demo's 174 clips) still teaches every kind.
+FIXED_MINIMUM = 10 * len(KINDS)
 
 
 def _hiss(n: int, length: int, g: torch.Generator) -> torch.Tensor:

@@ -44,6 +44,7 @@ def _metrics(run_dir, stage):
     return results.load(RunLayout(run_dir).model(stage, "mel").metrics)
 
 
+@pytest.mark.slow
 def test_clip_and_mix_evaluations_agree_with_what_training_reported(run):
     clips = analysis.evaluate_clips(run, "cpu")["mel"]
     assert clips.items == cache.load_split(run / "cache" / "test.pt").paths

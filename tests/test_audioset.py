@@ -66,6 +66,7 @@ def test_a_frozen_head_trains_on_cached_features_and_predicts_on_audio(tiny_ast,
     assert list(heard.probabilities) == ["gac", "pia", "tru", "vio"]
 
 
+@pytest.mark.slow
 def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_path):
     config = _config(tiny_ast, epochs=1, mix_under=0.0)
     result = stage1.train(run, "ast", config, variant="ast-finetune")

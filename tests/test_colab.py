@@ -57,6 +57,7 @@ def test_nothing_to_install_runs_nothing():
     colab.install_packages([])  # no apt-get call, no error even without root
 
 
+@pytest.mark.slow
 def test_not_root_gets_an_error_naming_the_packages(tmp_path):
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root to drop to another user")
@@ -78,6 +79,7 @@ def test_not_root_gets_an_error_naming_the_packages(tmp_path):
     assert 'source = "irmas"' in done.stdout
 
 
+@pytest.mark.slow
 def test_the_real_apt_get_install_path():
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("apt-get install needs root")

@@ -54,6 +54,7 @@ def test_same_seed_same_files_and_reuse(demo_set, tmp_path):
     assert (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_other_seed_other_music(tmp_path):
     a = demo.render_demo(tmp_path / "a", recordings_per_class=6, test_songs=0, seed=1,
                          progress=False)
@@ -74,6 +75,7 @@ def test_soundfonts_found_and_missing_ones_named(tmp_path, monkeypatch):
         raise AssertionError("expected FileNotFoundError")
 
 
+@pytest.mark.slow
 def test_a_set_rendered_with_one_soundfont_only(tmp_path):
     tim = demo.render_demo(tmp_path / "tim", recordings_per_class=6, test_songs=0,
                            progress=False, soundfonts=["TimGM6mb.sf2"])
@@ -84,6 +86,7 @@ def test_a_set_rendered_with_one_soundfont_only(tmp_path):
         demo.render_demo(tmp_path / "x", 6, 0, progress=False, soundfonts=["Arachno.sf2"])
 
 
+@pytest.mark.slow
 def test_random_timbre_plays_the_same_notes_with_other_sounds_and_is_deterministic(tmp_path):
     def render(folder, timbre):
         return demo.render_demo(tmp_path / folder, recordings_per_class=6, test_songs=1,

@@ -152,6 +152,7 @@ def test_odd_sample_rates_cost_memory_in_proportion(checkpoint, tmp_path, rate):
     assert int(grown_kib) < 100 * 1024, "no resampling kernel of gigabytes"
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_length_of_the_file(checkpoint, tmp_path):
     """After a 30-second file, a 10-minute one costs hardly more: it is read in blocks."""
     short = write_wav(tmp_path / "short.wav", 30.0, sr=22_050)
@@ -201,6 +202,7 @@ def test_each_bad_file_is_one_line_naming_it(checkpoint, tmp_path, capsys, kind)
     assert out.startswith(str(good)), "the other files are still predicted"
 
 
+@pytest.mark.slow
 def test_ten_minute_recording(checkpoint, tmp_path):
     path = write_wav(tmp_path / "long.wav", 600.0, sr=22_050)
     result = predict.Predictor(checkpoint)(path)

@@ -260,6 +260,7 @@ def test_json_is_strict_and_holds_one_object_per_input(checkpoint, tmp_path):
     assert rows[1]["file"] == str(missing) and "missing.wav" in rows[1]["error"]
 
 
+@pytest.mark.slow
 def test_results_are_flushed_as_they_come_and_a_closed_pipe_ends_quietly(checkpoint, tmp_path):
     short, long = write_wav(tmp_path / "short.wav", 2.0), write_wav(tmp_path / "long.wav", 300.0)
     with subprocess.Popen([sys.executable, "-m", "helpers.predict", "--checkpoint",

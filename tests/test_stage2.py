@@ -82,6 +82,7 @@ def _all_rewritten(before: dict) -> bool:
     return all(_files([p])[p] != identity for p, identity in before.items())
 
 
+@pytest.mark.slow
 def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
     """Caches -> mix plans -> transfer features: change one input, see only its dependents
     rebuilt."""
@@ -180,6 +181,7 @@ def test_damaged_plans_and_features_are_named_and_made_again(run, capsys):
     assert "replanning" in capsys.readouterr().out and plan.read_bytes() == whole
 
 
+@pytest.mark.slow
 def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validation(
         demo_set, tmp_path):
     run = cached_run(demo_set, tmp_path / "run")

@@ -71,6 +71,7 @@ def test_a_few_epochs_lower_the_loss_and_write_everything(tiny, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", [False, True], ids=["plain", "recipe"])
 def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path, recipe):
     straight, _ = _fit(tiny, tmp_path / "straight", epochs=3, recipe=recipe)
@@ -133,6 +134,7 @@ _fit(tiny, sys.argv[2], epochs=3)
 """
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tiny, tmp_path):
     train, val = tiny["train"], tiny["val"]
     data = tmp_path / "data.pt"
