@@ -214,13 +214,13 @@ def timelines(run: RunLayout | str | Path, excerpts: Evaluation, count: int = 6,
               hop_seconds: float = HOP_SECONDS, device: str | None = None
               ) -> list[tuple[Prediction, dict[str, float], list[str]]]:
     """Up to `count` of the excerpts `excerpts` (an `evaluate_excerpts` result; its model
-    `stage/name`) heard again window by window, mistakes first (up to half): each one's
-    `Prediction` with its timeline, the probability each class had to reach and the
-    instruments playing, for `plots.timeline`."""
+    `stage/name`) heard again window by window, mistakes first (half, or more when fewer were
+    right): each one's `Prediction` with its timeline, the probability each class had to
+    reach and the instruments playing, for `plots.timeline`."""
     run = as_layout(run)
     _, data_dir, _ = runs.load_dataset(run)
-    wrong = excerpts.select(outcome="wrong")[:count // 2]
-    picked = (wrong + excerpts.select(outcome="right"))[:count]
+    wrong, right = excerpts.select(outcome="wrong"), excerpts.select(outcome="right")
+    picked = (wrong[:max(count // 2, count - len(right))] + right)[:count]
     stage, name = excerpts.model.split("/")
     predictor = Predictor(run.model(stage, name).best, str(training.pick_device(device)),
                           hop_seconds, timeline=True)

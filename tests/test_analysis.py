@@ -87,6 +87,15 @@ def test_whole_excerpts_are_heard_through_windows(run, demo_set):
     right = float(ev.right().float().mean())
     assert scores.loc["stage2/mel", "exact match"] == pytest.approx(right)
     assert scores.loc["stage2/mel", "items"] == len(excerpts)
+    # notebook 06's timelines: mistakes first, up to half, then right ones; all when fewer
+    for count in (2, len(excerpts) + 1):
+        drawn = analysis.timelines(run, ev, count=count, device="cpu")
+        wrong = int((~ev.right()).sum())
+        assert len(drawn) == min(count, len(excerpts))
+        shown = [ev.items.index(h.path) for h, _, _ in drawn]
+        assert int((~ev.right())[shown].sum()) == min(
+            wrong, max(count // 2, count - (len(excerpts) - wrong)), len(drawn))
+        assert all(h.timeline is not None for h, _, _ in drawn)
 
 
 def test_missing_excerpt_files_are_named(run, demo_set, tmp_path):
