@@ -406,6 +406,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="budget of the ablation rows (and of a recipe row beside them)")
     parser.add_argument("--head-epochs", type=int, default=30,
                         help="epochs of the heads on frozen musicnn features (cached: cheap)")
+    parser.add_argument("--no-mel", action="store_true",
+                        help="only the pretrained backbones' rows: skip MelCNN plain and recipe "
+                        "(the eleven-instrument run's ~40 min of CPU training)")
     parser.add_argument("--finetune", action="store_true",
                         help="also fine-tune musicnn whole in Stage 1 (CPU: minutes an epoch)")
     parser.add_argument("--finetune-epochs", type=int, default=3)
@@ -452,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, mix_rows, trained = [], [], []
     for train_font, test_font in directions:
         fonts = {"train_font": train_font, "test_font": test_font}
-        for variant, spec in VARIANTS.items():
+        for variant, spec in {} if args.no_mel else VARIANTS.items():
             rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
                                 args.bootstrap)
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
@@ -482,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
             rows += run_variant("musicnn-finetune", spec, args.finetune_epochs, train_font,
                                 test_font, sets, args.bootstrap, model="musicnn")
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
-        stage2_specs = {**STAGE2, "musicnn-frozen": (
+        stage2_specs = {**({} if args.no_mel else STAGE2), "musicnn-frozen": (
             f"musicnn {backbone['backbone']} {backbone['layer']} frozen + head (fixed k = 1-4 "
             "mixes)", {**HEAD, **backbone}, "random", STAGE2["recipe"][3], "musicnn-frozen")}
         for variant, spec in stage2_specs.items() if 2 in args.stages else ():
@@ -501,6 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     minutes = (time.perf_counter() - tic) / 60
     flags = " ".join(f for f, on in ((f"--instruments {args.instruments}", tag),
                                      ("--both-ways", args.both_ways), ("--ablation", args.ablation),
+                                     ("--no-mel", args.no_mel),
                                      ("--finetune", args.finetune),
                                      (f"--ast {args.ast}", args.ast),
                                      ("--quick", args.quick),
