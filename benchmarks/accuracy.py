@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, mix_rows, trained = [], [], []
     for train_font, test_font in directions:
         fonts = {"train_font": train_font, "test_font": test_font}
-        for variant, spec in {} if args.no_mel else VARIANTS.items():
+        for variant, spec in () if args.no_mel else VARIANTS.items():
             rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
                                 args.bootstrap)
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +
               f": demo sets of {', '.join(classes)} with {args.recordings} recordings for "
               f"the largest class per soundfont, validated on {FONTS[VALIDATION]} (every "
-              f"clip), MelCNN and musicnn, measured on "
+              f"clip), {'musicnn' if args.no_mel else 'MelCNN and musicnn'}, measured on "
               f"{env['cpu'] if env['device'] == 'CPU' else env['device']} ({env['cores']} "
               f"cores), torch {env['torch']}, {env['date']}, {minutes:.0f} min wall time for "
               f"this invocation, which trained {len(models) - reused} models and reused "
