@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from helpers import cache, mixing, models, nothing
@@ -57,15 +58,22 @@ def stored(path: Path, key: str, compute: Callable[[], tuple[Features, torch.Ten
     return feats, targets
 
 
-def backbone_features(run: RunLayout, model: str, checkpoint: str, device: torch.device,
+def build_backbone(model: str, checkpoint: str, device: torch.device) -> nn.Module:
+    """Pretrained backbone `model` (`models.BACKBONES`: musicnn, ast) from `checkpoint`, in
+    eval mode on `device`: built once and handed to every function below, since each build
+    re-reads and hashes the weights (~350 MB for AST)."""
+    return models.BACKBONES[model](checkpoint).to(device).eval()
+
+
+def backbone_features(run: RunLayout, backbone: nn.Module, device: torch.device,
                       progress: bool = True, mixes: bool = False,
                       splits: tuple[str, ...] = SPLITS
                       ) -> dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """Every layer's features of pretrained backbone `model` (`models.BACKBONES`: musicnn's
-    three, AST's pooled embedding) and the targets of each split's cached clips (Stage 1:
-    class numbers) or of its planned mixes (`mixes`, Stage 2: multi-hot), by checkpoint
-    `checkpoint`; one pass of the backbone serves every layer."""
-    backbone = models.BACKBONES[model](checkpoint).to(device).eval()
+    """Every layer's features of pretrained `backbone` (`build_backbone`: musicnn's three,
+    AST's pooled embedding) and the targets of each split's cached clips (Stage 1: class
+    numbers) or of its planned mixes (`mixes`, Stage 2: multi-hot); one pass of the backbone
+    serves every layer."""
+    checkpoint = backbone.checkpoint
     out = {}
     for split in splits:
         plan_meta = mixing.load_plan(run.mixes(split)) if mixes else None
@@ -85,7 +93,7 @@ def backbone_features(run: RunLayout, model: str, checkpoint: str, device: torch
 
 
 def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Tensor],
-                 share: float, model: str, checkpoint: str, device: torch.device, seed: int,
+                 share: float, backbone: nn.Module, device: torch.device, seed: int,
                  fill: float = 0.0, progress: bool = True
                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A frozen head's training features and target matrix `train` with no-instrument windows
@@ -96,18 +104,18 @@ def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Ten
     if not share:
         return train
     count = max(round(len(targets) * share / (1 - share)), nothing.FIXED_MINIMUM)
-    more, zeros = nothing_features(run, model, checkpoint, device, count, targets.shape[1],
-                                   seed, progress)
+    more, zeros = nothing_features(run, backbone, device, count, targets.shape[1], seed,
+                                   progress)
     return ({k: torch.cat([v, more[k]]) for k, v in layers.items()},
             torch.cat([targets, zeros + fill]))
 
 
-def nothing_features(run: RunLayout, model: str, checkpoint: str, device: torch.device,
+def nothing_features(run: RunLayout, backbone: nn.Module, device: torch.device,
                      count: int, n_classes: int, seed: int, progress: bool = True
                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Every layer's features of backbone `model` for `count` no-instrument windows
+    """Every layer's features of `backbone` for `count` no-instrument windows
     (`helpers.nothing`) and their all-zero targets; kept like the mixes' features."""
-    backbone = models.BACKBONES[model](checkpoint).to(device).eval()
+    checkpoint = backbone.checkpoint
     key = content_key(backbone.weights_sha256, {"nothing": count, "seed": seed,
                                                 "kinds": list(nothing.KINDS)})
 

@@ -247,6 +247,15 @@ BACKBONES: dict[str, type[nn.Module]] = {"musicnn": MusicnnFeatures,
                                          "ast": audioset.ASTFeatures}
 
 
+def pretrained_name(name: str) -> tuple[str, bool]:
+    """The one naming rule for a pretrained backbone's models: `transfer-<backbone>` is a head
+    on its frozen features, `<backbone>-finetune` the whole network trained from its weights.
+    Returns (backbone, frozen)."""
+    if name.startswith("transfer-"):
+        return name.removeprefix("transfer-"), True
+    return name.removesuffix("-finetune"), False
+
+
 def _without_backbone(module, state, prefix, local_metadata) -> None:
     for key in [k for k in state if k.startswith(f"{prefix}backbone.")]:
         del state[key]

@@ -75,12 +75,13 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     run = as_layout(run)
     config = (config or TrainingConfig()).applied(STAGE, model, variant, on_audio=False)
     dev = training.pick_device(config.device)
-    feats = embed.backbone_features(run, model, config.backbone, dev, config.progress)
+    backbone = embed.build_backbone(model, config.backbone, dev)
+    feats = embed.backbone_features(run, backbone, dev, config.progress)
     layers, labels = feats["train"]
     n_classes = len(runs.instruments(run))
     feats["train"] = embed.with_nothing(
-        run, (layers, nn.functional.one_hot(labels, n_classes).float()), config.nothing, model,
-        config.backbone, dev, config.random_seed, fill=1 / n_classes, progress=config.progress)
+        run, (layers, nn.functional.one_hot(labels, n_classes).float()), config.nothing,
+        backbone, dev, config.random_seed, fill=1 / n_classes, progress=config.progress)
     return fit_head(run, STAGE, model, variant, config, feats, loss(config),
                     metrics.accuracy_from_logits, "accuracy", floor_and_test)
 
@@ -165,9 +166,10 @@ def train_named(run: RunLayout | str | Path, name: str, config: TrainingConfig |
     """One model by the name notebooks use: a network trained whole (`mel`, `wave1d`,
     `musicnn-finetune` or `ast-finetune`: a pretrained backbone from its weights) or a head on
     a frozen backbone's features (`transfer-musicnn`, `transfer-ast`)."""
-    if name.startswith("transfer-"):
-        return train_frozen(run, config, variant=name, model=name.removeprefix("transfer-"))
-    return train(run, name.removesuffix("-finetune"), config, variant=name)
+    model, frozen = models.pretrained_name(name)
+    if frozen:
+        return train_frozen(run, config, variant=name, model=model)
+    return train(run, model, config, variant=name)
 
 
 def train_models(run: RunLayout | str | Path, names: list[str],

@@ -213,11 +213,10 @@ def train_frozen(run: RunLayout | str | Path, config: TrainingConfig | None = No
     run = as_layout(run)
     config = (config or TrainingConfig()).applied(STAGE, model, variant, on_audio=False)
     dev = training.pick_device(config.device)
-    feats = embed.backbone_features(run, model, config.backbone, dev, config.progress,
-                                    mixes=True)
-    feats["train"] = embed.with_nothing(run, feats["train"], config.nothing, model,
-                                        config.backbone, dev, config.random_seed,
-                                        progress=config.progress)
+    backbone = embed.build_backbone(model, config.backbone, dev)
+    feats = embed.backbone_features(run, backbone, dev, config.progress, mixes=True)
+    feats["train"] = embed.with_nothing(run, feats["train"], config.nothing, backbone, dev,
+                                        config.random_seed, progress=config.progress)
     return stage1.fit_head(run, STAGE, model, variant, config, feats, LOSS,
                            metrics.micro_f1_from_logits, "micro F1", tune_and_test,
                            names_nothing=config.nothing > 0)
@@ -251,6 +250,16 @@ def train_transfer(run: RunLayout | str | Path, config: TrainingConfig | None = 
                            models.count_parameters(head, trainable_only=True), "micro F1")
 
 
+def train_pretrained(run: RunLayout | str | Path, name: str, config: TrainingConfig | None = None
+                     ) -> results.TrainResult:
+    """A pretrained backbone's model by its name (`models.pretrained_name`): a head on its
+    frozen features of the mixes, or the whole network from its weights on fresh mixes."""
+    model, frozen = models.pretrained_name(name)
+    if frozen:
+        return train_frozen(run, config, variant=name, model=model)
+    return train_cnn(run, model, config, variant=name)
+
+
 def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = None,
                    from_scratch: tuple[str, ...] = ("mel", "wave1d"), transfer: bool = True,
                    finetune: tuple[str, ...] = ("wave1d",),
@@ -262,10 +271,7 @@ def train_variants(run: RunLayout | str | Path, config: TrainingConfig | None = 
     `ast-finetune`: the whole network from its pretrained weights), CNNs from scratch, the
     transfer head on each Stage-1 model of `transfer_from`, fine-tuned Stage-1 models
     (`<name>-finetune`), each with its knobs from `config.per_model`."""
-    out = {name: train_frozen(run, config, variant=name, model=name.removeprefix("transfer-"))
-           if name.startswith("transfer-")
-           else train_cnn(run, name.removesuffix("-finetune"), config, variant=name)
-           for name in pretrained}
+    out = {name: train_pretrained(run, name, config) for name in pretrained}
     out |= {name: train_cnn(run, name, config) for name in from_scratch}
     for extractor in transfer_from if transfer else ():
         out[transfer_variant(extractor)] = train_transfer(run, config, extractor)

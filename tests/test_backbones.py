@@ -25,11 +25,16 @@ def run(demo_set, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def mtt():
+    return embed.build_backbone("musicnn", "MTT_musicnn", torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
 def frozen(run):
     return stage1.train_frozen(run, HEAD)
 
 
-def test_frozen_head_learns_and_stores_only_the_head(run, frozen):
+def test_frozen_head_learns_and_stores_only_the_head(run, frozen, mtt):
     layout = RunLayout(run)
     history = pd.read_csv(layout.model("stage1", stage1.FROZEN).history_csv)
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], "the head learns"
@@ -40,33 +45,33 @@ def test_frozen_head_learns_and_stores_only_the_head(run, frozen):
     assert len(backbone["weights_sha256"]) == 64
     assert frozen.parameters == 200 * 4 + 4 + 2 * 200  # linear head + its input batch norm
     model, _ = checkpoints.load_model(frozen.checkpoint)
-    feats, labels = embed.backbone_features(RunLayout(run), "musicnn", "MTT_musicnn",
-                                            torch.device("cpu"), progress=False,
-                                            splits=("test",))["test"]
+    feats, labels = embed.backbone_features(RunLayout(run), mtt, torch.device("cpu"),
+                                            progress=False, splits=("test",))["test"]
     with torch.no_grad():
         right = (model(feats["penultimate"]).argmax(1) == labels).float().mean().item()
     assert frozen.test["accuracy"] == pytest.approx(right), "the record is best.pt's on test"
 
 
-def test_features_are_computed_once_and_rebuilt_when_damaged(run, frozen):
+def test_features_are_computed_once_and_rebuilt_when_damaged(run, frozen, mtt):
     layout = RunLayout(run)
     files = [layout.backbone_features("MTT_musicnn", s) for s in SPLITS]
     stamps = [f.stat().st_mtime_ns for f in files]
-    feats = embed.backbone_features(layout, "musicnn", "MTT_musicnn", torch.device("cpu"),
+    feats = embed.backbone_features(layout, mtt, torch.device("cpu"),
                                     progress=False)
     assert [f.stat().st_mtime_ns for f in files] == stamps, "reused, not recomputed"
     assert set(feats["val"][0]) == {"pool", "penultimate", "taggram"}
     assert feats["val"][0]["pool"].shape[1] == 1506
     files[1].write_bytes(b"half a file")
-    again = embed.backbone_features(layout, "musicnn", "MTT_musicnn", torch.device("cpu"),
+    again = embed.backbone_features(layout, mtt, torch.device("cpu"),
                                     progress=False)
     torch.testing.assert_close(again["val"][0]["pool"], feats["val"][0]["pool"])
 
 
-def test_a_frozen_head_predicts_on_audio_as_on_its_features(run, frozen, tmp_path):
+def test_a_frozen_head_predicts_on_audio_as_on_its_features(run, frozen, mtt,
+                                                             tmp_path):
     model, meta = checkpoints.load_model(frozen.checkpoint)
     layout = RunLayout(run)
-    feats, _ = embed.backbone_features(layout, "musicnn", "MTT_musicnn", torch.device("cpu"),
+    feats, _ = embed.backbone_features(layout, mtt, torch.device("cpu"),
                                        progress=False, splits=("test",))["test"]
     clips = cache.load_split(layout.cache("test"))
     with torch.no_grad():

@@ -45,3 +45,12 @@ def test_build_names_the_choices():
     assert isinstance(models.build("mel", n_outputs=3), models.MelCNN)
     with pytest.raises(ValueError, match="'ast', 'mel', 'musicnn', 'transfer', 'wave1d'"):
         models.build("resnet", n_outputs=len(CLASSES))
+
+
+def test_one_naming_rule_for_pretrained_backbones():
+    assert models.pretrained_name("transfer-musicnn") == ("musicnn", True)
+    assert models.pretrained_name("transfer-ast") == ("ast", True)
+    assert models.pretrained_name("musicnn-finetune") == ("musicnn", False)
+    assert models.pretrained_name("mel") == ("mel", False)
+    assert all(models.pretrained_name(f"transfer-{b}")[0] in models.MODELS
+               for b in models.BACKBONES)
