@@ -5,7 +5,7 @@
 # `make accuracy` measures Stages 1 and 2 and whole excerpts across soundfonts at IRMAS size
 # (trained on FluidR3_GM, tested on TimGM6mb), the plain training beside the recipe
 # (runs/accuracy/default/); `make ablation` adds the recipe's ablation; `make accuracy-all` does
-# Stage 1 and whole excerpts on all eleven IRMAS instruments (runs/accuracy/all/).
+# the same on all eleven IRMAS instruments (runs/accuracy/all/).
 # `make demo-full` then trains every model the 2020 project's full 30 epochs (CPU: hours; GPU: minutes).
 # Both create .venv when missing and install what they need.
 
@@ -55,7 +55,7 @@ ablation: system-deps $(STAMP)
 	$(PY) benchmarks/accuracy.py --ablation
 
 accuracy-all: system-deps $(STAMP)
-	$(PY) benchmarks/accuracy.py --instruments all --stages 1
+	$(PY) benchmarks/accuracy.py --instruments all
 
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .
