@@ -101,6 +101,26 @@ class ASTFeatures(nn.Module):
         return cls("random-init", parts=(transformers.ASTModel(config),
                                          transformers.ASTFeatureExtractor()))
 
+    def architecture(self) -> dict:
+        """What rebuilds this network with no hub files: the model's and the feature
+        extractor's configurations and the revision. A fine-tuned checkpoint stores it beside
+        all its weights, so it predicts offline and never loads the pretrained ones first."""
+        model = {k: v for k, v in self.net.config.to_dict().items()
+                 if k not in ("id2label", "label2id")}  # AudioSet's 527 labels: not used here
+        return {"model": model, "extractor": self.extractor.to_dict(),
+                "revision": self.revision}
+
+    @classmethod
+    def rebuilt(cls, checkpoint: str, layer: str, architecture: dict) -> ASTFeatures:
+        """The network `architecture()` describes, at random initialisation (the caller loads
+        its weights), named as the checkpoint it came from."""
+        transformers = _transformers()
+        config = transformers.ASTConfig.from_dict(architecture["model"])
+        extractor = transformers.ASTFeatureExtractor.from_dict(architecture["extractor"])
+        features = cls(checkpoint, layer, parts=(transformers.ASTModel(config), extractor))
+        features.revision = architecture["revision"]
+        return features
+
     def identity(self) -> dict:
         """What a head on these features depends on (bound by a checkpoint's fingerprint)."""
         return {"name": "ast", "checkpoint": self.checkpoint, "revision": self.revision,

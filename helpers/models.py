@@ -237,9 +237,12 @@ class ASTClassifier(PretrainedClassifier):
 
     def __init__(self, *, n_outputs: int, checkpoint: str = audioset.DEFAULT_CHECKPOINT,
                  layer: str = "pooled", hidden: int = 0, frozen: bool = True,
-                 dropout: float = 0.2) -> None:
-        super().__init__(audioset.ASTFeatures(checkpoint, layer), n_outputs, hidden, frozen,
-                         dropout)
+                 dropout: float = 0.2, architecture: dict | None = None) -> None:
+        """`architecture`: what a fine-tuned checkpoint stored (`ASTFeatures.architecture`),
+        to rebuild it without the Hugging Face cache; its weights are loaded after."""
+        backbone = (audioset.ASTFeatures.rebuilt(checkpoint, layer, architecture)
+                    if architecture else audioset.ASTFeatures(checkpoint, layer))
+        super().__init__(backbone, n_outputs, hidden, frozen, dropout)
 
 
 # The pretrained backbones, by the model name notebooks and checkpoints use, and their features.

@@ -4,6 +4,8 @@ full-size architecture at random initialisation for the real input length."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from conftest import cached_run, write_wav
@@ -79,7 +81,17 @@ def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_pat
              if k.startswith("backbone.net.")}
     assert any(not torch.equal(start[k], tuned[k]) for k in start), "the backbone learned"
     wav = write_wav(tmp_path / "clip.wav", seconds=3.0)
-    assert predict.Predictor(result.checkpoint)(wav).present
+    heard = predict.Predictor(result.checkpoint)(wav)
+    assert heard.present
+    # it holds every weight and its architecture: it predicts with the hub folder gone
+    assert meta["model_kwargs"]["architecture"]["model"]["hidden_size"] == 32
+    moved = tmp_path / "moved"
+    shutil.move(tiny_ast, moved)
+    try:
+        alone = predict.Predictor(result.checkpoint)(wav)
+    finally:
+        shutil.move(moved, tiny_ast)
+    assert alone.probabilities == pytest.approx(heard.probabilities, abs=1e-5)
     # Stage 2, as notebook 05 asks for it: the whole network on fresh mixes, mixed by chance
     mixed = stage2.train_variants(run, _config(tiny_ast, epochs=1, mix_chance=0.8),
                                   from_scratch=(), transfer=False, finetune=(),
@@ -110,8 +122,6 @@ def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monk
     result = stage1.train_frozen(run, _config(tiny_ast, epochs=1), variant="transfer-ast",
                                  model="ast")
     data = checkpoints.load_checkpoint(result.checkpoint)
-    import shutil
-
     shutil.move(tiny_ast, moved)  # the backbone the head names is gone
     try:
         code = predict.main(["--checkpoint", str(result.checkpoint),
