@@ -92,10 +92,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, **extra) -> 
     backbone = backbone_of(model)
     if backbone is not None:
         meta = {**meta, "backbone": backbone}
-    if not getattr(model, "frozen", True) and hasattr(model.backbone, "architecture"):
+    architecture = getattr(getattr(model, "backbone", None), "architecture", None)
+    if architecture is not None and not model.frozen:
         # all its weights are here: with its architecture it rebuilds with no hub files
         meta = {**meta, "model_kwargs": {**meta.get("model_kwargs", {}),
-                                         "architecture": model.backbone.architecture()}}
+                                         "architecture": architecture()}}
     settings = _bound(meta)
     meta = {**meta, "bound": sorted(settings),
             "fingerprint": fingerprint(state, meta["classes"], backbone, settings)}
