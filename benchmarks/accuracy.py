@@ -150,16 +150,14 @@ def heard(best: Path, run: RunLayout, splits: tuple[str, ...]) -> dict:
     """Labels, predictions and recording of every clip of `splits`, by the model in `best`
     (a frozen backbone's head hears the features `embed` keeps for the run, computed once)."""
     model, meta = checkpoints.load_model(best)
-    frozen = meta.get("backbone") if meta["model_kwargs"].get("frozen") else None
-    backbone = frozen and embed.build_backbone(frozen["name"], frozen["checkpoint"],
-                                               torch.device("cpu"))
+    frozen = meta["model_kwargs"].get("frozen")  # its backbone is the one the head names
     labels, preds, groups = [], [], []
     for split in splits:
         cached = cache.load_split(run.cache(split))
-        if backbone:
-            feats, y = embed.backbone_features(run, backbone, torch.device("cpu"),
+        if frozen:
+            feats, y = embed.backbone_features(run, model.backbone, torch.device("cpu"),
                                                splits=(split,))[split]
-            batches = TensorBatches(feats[frozen["layer"]], y, 256)
+            batches = TensorBatches(feats[meta["backbone"]["layer"]], y, 256)
         else:
             batches = ClipBatches(cached.waves, cached.labels, 64)
         logits, y = training.predict(model, batches)
