@@ -1,28 +1,57 @@
 """Fetch, verify and unpack the IRMAS archives; safe to re-run after any interruption.
 
-gdown fetches into a hidden temp file and publishes the archive only when its md5 matches, so
-an archive on disk is always whole. Unpacking goes into a hidden staging folder that is checked
-against the manifest and only then renamed into place and stamped complete.
+gdown fetches into a hidden `.part` file beside the archive; an interrupted transfer keeps the
+bytes it received and the next run asks the server for the rest (an HTTP range request), so a
+3 GB download that dies at 2 GB costs one more gigabyte, not three. The archive is published
+under its own name only when its md5 matches, so an archive on disk is always whole. Unpacking
+goes into a hidden staging folder that is checked against the manifest and only then renamed
+into place and stamped complete; the archive is then deleted unless it is asked to stay. Before
+anything is fetched, the free space where it goes is compared with what the parts need.
+
+Works with every gdown from 5.2.2 (Colab's) to the newest: it uses only `gdown.download`'s
+`url`/`id`/`output`/`quiet`/`resume`, which both have, and does its own retries.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import gdown
 import pandas as pd
+import requests
 from tqdm.auto import tqdm
 
-from helpers.irmas import ARCHIVES, UNVERIFIED, Archive, file_problem
+from helpers.irmas import (
+    UNVERIFIED,
+    Archive,
+    archives,
+    file_problem,
+    irmas_manifest,
+    md5sum,
+    read_manifest,
+)
 
 ARCHIVE_DIR = "archives"  # under the data folder, unless download_irmas is told otherwise
+# An IRMAS training clip as a WAV: 132,299 frames of 16-bit stereo and a 44-byte header.
+TRAINING_WAV_BYTES = 132_299 * 4 + 44
+# gdown < 6 has no DownloadError; both have FileURLRetrievalError (a Drive link it cannot use).
+GDOWN_ERRORS: tuple[type[Exception], ...] = tuple(
+    {getattr(gdown.exceptions, name) for name in ("DownloadError", "FileURLRetrievalError")
+     if hasattr(gdown.exceptions, name)})
 
 
 class ChecksumError(RuntimeError):
     """A file whose md5 differs from the published one; the message says what to do."""
+
+
+class DownloadFailed(OSError):
+    """A transfer that did not complete; what arrived is kept for the next run to continue."""
+
+
+class NotEnoughSpace(OSError):
+    """The target folder has less free space than the download and its extraction need."""
 
 
 class NotAnArchiveError(ValueError):
@@ -31,6 +60,16 @@ class NotAnArchiveError(ValueError):
 
 class UnsafeArchiveError(ValueError):
     """An archive member whose path would land outside the target folder (zip-slip)."""
+
+
+def _partials(archive_dir: Path, filename: str) -> list[Path]:
+    """gdown's `.part` files of one download (named after its output with a random middle)."""
+    return sorted(archive_dir.glob(f".{filename}.incoming*.part"))
+
+
+def partial_bytes(archive: Archive, archive_dir: str | Path) -> int:
+    """How many bytes of `archive` an interrupted download left in `archive_dir`."""
+    return sum(p.stat().st_size for p in _partials(Path(archive_dir), archive.filename))
 
 
 def fetch(
@@ -43,29 +82,91 @@ def fetch(
 ) -> Path:
     """Download `archive` into `archive_dir` unless a copy with the right md5 is already there.
 
+    An interrupted transfer continues where it stopped, here on each of `retries` new
+    attempts and on the next call; a continued transfer whose md5 is wrong (a server that
+    ignored the range request) starts over once before `ChecksumError` is raised.
     `drive_id` fetches your own copy on Google Drive instead of Zenodo; `url` any other mirror.
     """
-    path = Path(archive_dir) / archive.filename
-    path.parent.mkdir(parents=True, exist_ok=True)
+    archive_dir = Path(archive_dir)
+    path = archive_dir / archive.filename
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        if md5sum(path) == archive.md5:
+            return path
+        path.unlink()  # not the archive (an older copy, or a file put there by hand)
+    incoming = archive_dir / f".{archive.filename}.incoming"
     source = {"id": drive_id} if drive_id else {"url": url or archive.url}
-    try:
-        gdown.cached_download(
-            path=str(path), hash=f"md5:{archive.md5}", quiet=quiet, retries=retries, **source
-        )
-    except AssertionError as err:  # gdown's hash mismatch; the bad download is already gone
-        actual = re.search(r"actual: (?:md5:)?(\w+)", str(err))
+    restarted = False
+    attempt = 0
+    while True:
+        resumed = bool(_partials(archive_dir, archive.filename))
+        try:
+            gdown.download(output=str(incoming), quiet=quiet, resume=True, **source)
+        except (requests.RequestException, *GDOWN_ERRORS) as err:
+            if resumed:  # the kept bytes may be what the server refuses to continue
+                _discard(archive_dir, archive.filename)
+            if attempt < retries:
+                attempt += 1
+                continue
+            kept = partial_bytes(archive, archive_dir)
+            raise DownloadFailed(
+                f"{archive.filename}: download incomplete after {attempt + 1} attempt(s) "
+                f"({err}). " + (f"The {kept:,} bytes received are kept in {archive_dir}; run "
+                                "the download again and it continues from there."
+                                if kept else "Run the download again.")) from err
+        if not incoming.is_file():  # gdown < 6 returns None instead of raising on some errors
+            raise DownloadFailed(f"{archive.filename}: gdown gave no file; remove the .part "
+                                 f"files in {archive_dir} and run the download again")
+        actual = md5sum(incoming)
+        if actual == archive.md5:
+            return incoming.replace(path)
+        incoming.unlink()
+        if resumed and not restarted:
+            restarted = True
+            continue
         raise ChecksumError(
-            f"{archive.filename}: md5 {actual[1] if actual else '?'} but expected {archive.md5}. "
-            "The download is corrupt or is not this archive; nothing was kept. Run the download "
-            "again, and if it persists check the Drive id or mirror URL points at the original "
-            f"archive from {archive.url}."
-        ) from err
-    except gdown.exceptions.DownloadError as err:
-        raise gdown.exceptions.DownloadError(
-            f"{archive.filename}: download failed ({err}). Nothing partial was kept as the "
-            "archive; run the download again."
-        ) from err
-    return path
+            f"{archive.filename}: md5 {actual} but expected {archive.md5}. The download is "
+            "corrupt or is not this archive; nothing was kept. Run the download again, and if "
+            "it persists check the Drive id or mirror URL points at the original archive from "
+            f"{archive.url}.")
+
+
+def _discard(archive_dir: Path, filename: str) -> None:
+    for part in _partials(archive_dir, filename):
+        part.unlink(missing_ok=True)
+
+
+def remote_size(url: str, timeout: float = 30) -> int | None:
+    """The archive's size as its server announces it (HTTP HEAD), None when it does not say."""
+    try:
+        head = requests.head(url, allow_redirects=True, timeout=timeout)
+        return int(head.headers["Content-Length"]) if head.ok else None
+    except (requests.RequestException, KeyError, ValueError):
+        return None
+
+
+def extracted_estimate(archive: Archive, manifest: pd.DataFrame, size: int | None) -> int:
+    """What unpacking `archive` writes: its training clips at their WAV size (every
+    instrument's: an archive unpacks whole), and at least the archive's own size (WAV audio
+    hardly compresses)."""
+    inside = manifest["path"].str.split("/").str[0] == archive.folder
+    clips = int((inside & manifest["path"].str.endswith(".wav")).sum())
+    per_clip = TRAINING_WAV_BYTES if archive.folder.endswith("TrainingData") else 0
+    return max(clips * per_clip, size or 0)
+
+
+def check_space(folder: Path, needed: int, what: str) -> None:
+    """Raise `NotEnoughSpace`, saying how much is missing, when `folder` (or the nearest
+    folder above it that exists) has less than `needed` bytes free."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise NotEnoughSpace(
+            f"{folder}: {what} needs {needed / 1e9:.2f} GB free, there are {free / 1e9:.2f} GB: "
+            f"{(needed - free) / 1e9:.2f} GB missing. Free space there (a free Google Drive "
+            "holds 15 GB), fetch fewer parts (irmas_parts), or point home/data_dir elsewhere.")
 
 
 def _check_members(zf: zipfile.ZipFile, target: Path) -> None:
@@ -119,6 +220,8 @@ def extract(
                 "the file?). Delete it and download it again.") from err
         with zf:
             _check_members(zf, staging)
+            check_space(target, sum(m.file_size for m in zf.infolist()),
+                        f"unpacking {zip_path.name}")
             for member in tqdm(zf.infolist(), desc=f"unzip {zip_path.name}",
                                disable=not progress):
                 zf.extract(member, staging)
@@ -178,25 +281,70 @@ def download_irmas(
     parts: tuple[str, ...] = ("train", "test1", "test2", "test3"),
     archive_dir: str | Path | None = None,
     drive_ids: dict[str, str] | None = None,
-    keep_archives: bool = True,
+    keep_archives: bool = False,
+    retries: int = 3,
 ) -> pd.DataFrame:
-    """Fetch and unpack the IRMAS `parts` (keys of `ARCHIVES`) into `data_dir`.
+    """Fetch and unpack the IRMAS `parts` (keys of `irmas.ARCHIVES`) into `data_dir`.
 
-    Returns the manifest rows of the fetched parts.
-    Archives go to `archive_dir` (default `data_dir/archives`; put it on Drive in Colab so a
-    3 GB download survives a disconnect). `drive_ids` maps a part to a Google Drive file id.
+    Returns the manifest rows of the fetched parts. First checks that the free space holds
+    what the parts still need (`NotEnoughSpace` says how much is missing). Archives go to
+    `archive_dir` (default `data_dir/archives`; on Drive in Colab, so a transfer that dies
+    continues on the next run) and each is deleted once its extraction is verified, unless
+    `keep_archives`. `drive_ids` maps a part to a Google Drive file id of your own copy.
     """
     data_dir = Path(data_dir)
     archive_dir = Path(archive_dir) if archive_dir else data_dir / ARCHIVE_DIR
     drive_ids = drive_ids or {}
-    for part in parts:
-        archive = ARCHIVES[part]
-        stamp = data_dir / f".{Path(archive.filename).stem}.complete"
-        if stamp.is_file() and not _missing(data_dir, [archive.folder], manifest):
-            continue
-        zip_path = fetch(archive, archive_dir, drive_id=drive_ids.get(part))
+    known = archives()
+    unknown = [p for p in parts if p not in known]
+    if unknown:
+        raise ValueError(f"irmas_parts: unknown {unknown}; choose from {sorted(known)}")
+    todo = [p for p in parts if not (data_dir / f".{Path(known[p].filename).stem}.complete"
+                                     ).is_file() or _missing(data_dir, [known[p].folder], manifest)]
+    if todo:
+        _check_download_space(data_dir, archive_dir, {p: known[p] for p in todo}, drive_ids,
+                              keep_archives)
+    for part in todo:
+        archive = known[part]
+        zip_path = fetch(archive, archive_dir, drive_id=drive_ids.get(part), retries=retries)
         extract(zip_path, data_dir, manifest, folders={archive.folder})
         if not keep_archives:
             zip_path.unlink()
-    folders = [ARCHIVES[part].folder for part in parts]
+    folders = [known[part].folder for part in parts]
     return manifest[manifest["path"].str.split("/").str[0].isin(folders)]
+
+
+def _check_download_space(data_dir: Path, archive_dir: Path, pending: dict[str, Archive],
+                          drive_ids: dict[str, str], keep_archives: bool) -> None:
+    """Say what the `pending` parts need and stop before fetching when it does not fit: at
+    the worst moment, every extraction plus every archive when they are kept, else the largest
+    one (each is deleted once its extraction is verified)."""
+    everything = read_manifest(irmas_manifest())  # an archive unpacks every instrument
+    fetching, unpacking, largest = 0, 0, 0
+    for part, archive in pending.items():
+        zip_path = archive_dir / archive.filename
+        size = (zip_path.stat().st_size if zip_path.is_file() else
+                None if part in drive_ids else remote_size(archive.url))
+        to_fetch = 0 if zip_path.is_file() else max(
+            (size or 0) - partial_bytes(archive, archive_dir), 0)
+        fetching += to_fetch
+        largest = max(largest, to_fetch)
+        unpacking += extracted_estimate(archive, everything, size)
+    names = ", ".join(a.filename for a in pending.values())
+    kept = "kept" if keep_archives else "deleted once unpacked"
+    print(f"IRMAS: {names}: {fetching / 1e9:.2f} GB to download, about "
+          f"{unpacking / 1e9:.2f} GB unpacked into {data_dir}; archives {kept}", flush=True)
+    held = fetching if keep_archives else largest
+    if _same_disk(data_dir, archive_dir):
+        check_space(data_dir, unpacking + held, "downloading and unpacking " + names)
+    else:
+        check_space(archive_dir, held, "downloading " + names)
+        check_space(data_dir, unpacking, "unpacking " + names)
+
+
+def _same_disk(a: Path, b: Path) -> bool:
+    def device(path: Path) -> int:
+        while not path.exists():
+            path = path.parent
+        return path.stat().st_dev
+    return device(a) == device(b)

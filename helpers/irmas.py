@@ -10,6 +10,8 @@ writes one of the same form.
 from __future__ import annotations
 
 import csv
+import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -38,14 +40,15 @@ ZENODO = "https://zenodo.org/records/1290750/files/{}?download=1"
 
 @dataclass(frozen=True)
 class Archive:
-    """One IRMAS zip: its file name, where it is published and its md5."""
+    """One IRMAS zip: its file name, its md5 and where it is published (`{}`: the name)."""
 
     filename: str
     md5: str
+    source: str = ZENODO
 
     @property
     def url(self) -> str:
-        return ZENODO.format(self.filename)
+        return self.source.format(self.filename)
 
     @property
     def folder(self) -> str:
@@ -59,6 +62,40 @@ ARCHIVES: dict[str, Archive] = {
     "test2": Archive("IRMAS-TestingData-Part2.zip", "afb0c8ea92f34ee653693106be95c895"),
     "test3": Archive("IRMAS-TestingData-Part3.zip", "9b3fb2d0c89cdc98037121c25bd5b556"),
 }
+# A JSON file describing IRMAS re-packed elsewhere: {"url": "http://host/{}", "md5": {archive
+# name: md5}, "manifest": "path of its data_manifest.csv"}. The Colab twin's local server
+# (`make test-colab`) uses it; so can a lab that serves its own re-packed copy.
+MIRROR_ENV = "IRMAS_MIRROR"
+
+
+def _mirror() -> dict | None:
+    where = os.environ.get(MIRROR_ENV)
+    if not where:
+        return None
+    try:
+        mirror = json.loads(Path(where).read_text())
+        return {"url": str(mirror["url"]), "md5": dict(mirror["md5"]),
+                "manifest": Path(where).parent / mirror["manifest"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"${MIRROR_ENV}={where}: not a readable mirror description ({err}); "
+                         f"unset {MIRROR_ENV} to download IRMAS from Zenodo") from err
+
+
+def archives() -> dict[str, Archive]:
+    """The four archives as they will be fetched: Zenodo's, or those of `$IRMAS_MIRROR`."""
+    mirror = _mirror()
+    if mirror is None:
+        return dict(ARCHIVES)
+    return {part: Archive(a.filename, mirror["md5"].get(a.filename, a.md5), mirror["url"])
+            for part, a in ARCHIVES.items()}
+
+
+def irmas_manifest() -> Path:
+    """The manifest of the IRMAS files the archives hold: the packaged one, or that of
+    `$IRMAS_MIRROR` (whose files differ)."""
+    mirror = _mirror()
+    return packaged_manifest() if mirror is None else mirror["manifest"]
+
 
 _TRAIN_NAME = re.compile(
     r"^(?:(?P<prefix>\d+)__)?\[(?P<instrument>[a-z]{3})\](?:\[(?P<drums>dru|nod|---)\])?"

@@ -3,12 +3,13 @@
 import functools
 import hashlib
 import http.server
+import json
+import re
 import shutil
 import threading
 import zipfile
 from pathlib import Path
 
-import gdown
 import pandas as pd
 import pytest
 from conftest import write_wav
@@ -19,25 +20,40 @@ CLIP = "IRMAS-TrainingData/gac/[gac][cla]0001__1.wav"
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; `/cut/<file>` announces the whole file but sends half of it."""
+    """Serves a folder and answers range requests (as Zenodo does); `/cut/<file>` announces
+    the whole file but sends half of it; `/norange/<file>` ignores ranges (sends it whole)."""
 
-    hits: list[str] = []
+    hits: list[tuple[str, str | None]] = []
 
     def log_message(self, *args):  # keep the test output clean
         pass
 
     def do_GET(self):
-        Handler.hits.append(self.path)
-        if self.path.startswith("/cut/"):
-            body = Path(self.directory, self.path[5:]).read_bytes()
+        wanted = self.headers.get("Range")
+        Handler.hits.append((self.path, wanted))
+        name = self.path.removeprefix("/cut/").removeprefix("/norange/").lstrip("/")
+        body = Path(self.directory, name).read_bytes()
+        start = int(re.fullmatch(r"bytes=(\d+)-", wanted)[1]) if wanted else 0
+        if start and not self.path.startswith("/norange/"):
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            body = body[start:]
+        else:
             self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if self.path.startswith("/cut/") else body)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def do_HEAD(self):
+        Handler.hits.append(("HEAD " + self.path, None))
+        if self.path.startswith("/huge/"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**15))
             self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
             return
-        super().do_GET()
+        super().do_HEAD()
 
 
 @pytest.fixture
@@ -101,17 +117,104 @@ def test_wrong_checksum_names_file_sums_and_fix_and_keeps_nothing(server, tmp_pa
     assert not [p for p in (tmp_path / "archives").iterdir()], "no partial download left"
 
 
-def test_truncated_transfer_fails_cleanly(server, tmp_path):
+def test_an_interrupted_transfer_continues_where_it_stopped(server, tmp_path):
     served, url = server
     archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: _clip_bytes(tmp_path) * 20})
-    with pytest.raises(gdown.exceptions.DownloadError) as err:
-        download.fetch(archive, tmp_path / "archives", url=f"{url}/cut/{archive.filename}",
-                       retries=0, quiet=True)
+    size = (served / archive.filename).stat().st_size
+    archives = tmp_path / "archives"
+    with pytest.raises(download.DownloadFailed) as err:
+        download.fetch(archive, archives, url=f"{url}/cut/{archive.filename}", retries=0,
+                       quiet=True)
     assert archive.filename in str(err.value) and "incomplete" in str(err.value)
-    assert not (tmp_path / "archives" / archive.filename).exists()
-    # the next run, with the server fixed, starts over and succeeds
-    download.fetch(archive, tmp_path / "archives", url=f"{url}/{archive.filename}", quiet=True)
-    assert irmas.md5sum(tmp_path / "archives" / archive.filename) == archive.md5
+    assert "continues" in str(err.value)
+    assert not (archives / archive.filename).exists(), "no half archive under its own name"
+    kept = download.partial_bytes(archive, archives)
+    assert 0 < kept < size
+    # the next run, with the server fixed, asks only for the rest
+    Handler.hits = []
+    download.fetch(archive, archives, url=f"{url}/{archive.filename}", quiet=True)
+    assert irmas.md5sum(archives / archive.filename) == archive.md5
+    assert (f"/{archive.filename}", f"bytes={kept}-") in Handler.hits
+    assert download.partial_bytes(archive, archives) == 0
+
+
+def test_a_server_that_ignores_ranges_costs_one_fresh_transfer(server, tmp_path):
+    served, url = server
+    archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: _clip_bytes(tmp_path) * 20})
+    archives = tmp_path / "archives"
+    with pytest.raises(download.DownloadFailed):
+        download.fetch(archive, archives, url=f"{url}/cut/{archive.filename}", retries=0,
+                       quiet=True)
+    download.fetch(archive, archives, url=f"{url}/norange/{archive.filename}", quiet=True)
+    assert irmas.md5sum(archives / archive.filename) == archive.md5
+    assert download.partial_bytes(archive, archives) == 0
+
+
+def test_retries_continue_the_same_transfer(server, tmp_path):
+    served, url = server
+    archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: _clip_bytes(tmp_path) * 20})
+    with pytest.raises(download.DownloadFailed, match="after 3 attempt"):
+        download.fetch(archive, tmp_path / "archives", url=f"{url}/cut/{archive.filename}",
+                       retries=2, quiet=True)
+    assert [r for _, r in Handler.hits][0] is None and any(r for _, r in Handler.hits[1:])
+
+
+def test_not_enough_free_space_stops_before_fetching_and_says_how_much(server, tmp_path,
+                                                                        monkeypatch):
+    served, url = server
+    wav = _clip_bytes(tmp_path)
+    archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: wav})
+    # The server announces an archive of a petabyte: more than any disk here holds.
+    monkeypatch.setitem(irmas.ARCHIVES, "train", irmas.Archive(archive.filename, archive.md5,
+                                                               f"{url}/huge/{{}}"))
+    with pytest.raises(download.NotEnoughSpace, match=r"needs 2000000\.\d+ GB free.*missing"):
+        download.download_irmas(tmp_path / "data", _manifest(CLIP, ""), parts=("train",))
+    assert [hit for hit in Handler.hits if not hit[0].startswith("HEAD")] == [], "nothing fetched"
+    download.check_space(tmp_path / "not" / "made" / "yet", 1, "a byte")  # the nearest folder
+
+
+def test_download_irmas_deletes_each_archive_once_unpacked_unless_kept(server, tmp_path,
+                                                                       monkeypatch, capsys):
+    served, url = server
+    wav = _clip_bytes(tmp_path)
+    archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: wav})
+    monkeypatch.setitem(irmas.ARCHIVES, "train", irmas.Archive(archive.filename, archive.md5,
+                                                               f"{url}/{{}}"))
+    manifest = _manifest(CLIP, hashlib.md5(wav).hexdigest())
+    data = tmp_path / "data"
+    rows = download.download_irmas(data, manifest, parts=("train",))
+    assert rows["path"].tolist() == [CLIP] and (data / CLIP).read_bytes() == wav
+    assert not (data / "archives" / archive.filename).exists(), "deleted once unpacked"
+    assert "GB to download" in capsys.readouterr().out
+    hits = len(Handler.hits)
+    download.download_irmas(data, manifest, parts=("train",))
+    assert len(Handler.hits) == hits, "a verified, unpacked part is not fetched again"
+    kept = tmp_path / "kept"
+    download.download_irmas(kept, manifest, parts=("train",), keep_archives=True)
+    assert irmas.md5sum(kept / "archives" / archive.filename) == archive.md5
+    with pytest.raises(ValueError, match="unknown.*test9"):
+        download.download_irmas(data, manifest, parts=("test9",))
+
+
+def test_a_mirror_description_replaces_urls_md5s_and_manifest(tmp_path, monkeypatch):
+    manifest = tmp_path / "mirror" / "data_manifest.csv"
+    manifest.parent.mkdir()
+    description = tmp_path / "mirror" / "mirror.json"
+    description.write_text(json.dumps({"url": "http://127.0.0.1:9/{}", "manifest":
+                                       "data_manifest.csv",
+                                       "md5": {"IRMAS-TrainingData.zip": "1" * 32}}))
+    monkeypatch.setenv(irmas.MIRROR_ENV, str(description))
+    known = irmas.archives()
+    assert known["train"].url == "http://127.0.0.1:9/IRMAS-TrainingData.zip"
+    assert known["train"].md5 == "1" * 32
+    assert known["test1"].md5 == irmas.ARCHIVES["test1"].md5
+    assert irmas.irmas_manifest() == manifest
+    description.write_text("{")
+    with pytest.raises(ValueError, match=irmas.MIRROR_ENV):
+        irmas.archives()
+    monkeypatch.delenv(irmas.MIRROR_ENV)
+    assert irmas.archives() == irmas.ARCHIVES
+    assert irmas.irmas_manifest() == irmas.packaged_manifest()
 
 
 @pytest.mark.parametrize(
@@ -155,23 +258,6 @@ def test_interrupted_extraction_is_redone(tmp_path):
     assert not (data / "IRMAS-TrainingData" / "stale").exists()
     assert sorted(p.name for p in data.iterdir()) == [
         ".IRMAS-TrainingData.complete", "IRMAS-TrainingData"]
-
-
-def test_download_irmas_skips_what_is_verified_and_can_drop_archives(server, tmp_path,
-                                                                     monkeypatch):
-    served, url = server
-    wav = _clip_bytes(tmp_path)
-    archive = _zip(served / "IRMAS-TrainingData.zip", {CLIP: wav})
-    monkeypatch.setattr(irmas, "ZENODO", f"{url}/{{}}")  # the local server plays Zenodo
-    monkeypatch.setitem(download.ARCHIVES, "train", archive)
-    manifest = _manifest(CLIP, hashlib.md5(wav).hexdigest())
-    data = tmp_path / "data"
-    rows = download.download_irmas(data, manifest, parts=("train",), keep_archives=False)
-    assert rows["path"].tolist() == [CLIP] and (data / CLIP).read_bytes() == wav
-    assert not (data / "archives" / archive.filename).exists(), "keep_archives=False"
-    hits = len(Handler.hits)
-    download.download_irmas(data, manifest, parts=("train",), keep_archives=False)
-    assert len(Handler.hits) == hits, "a verified, unpacked part is not fetched again"
 
 
 def test_a_kept_stamp_does_not_vouch_for_a_deleted_folder(tmp_path, capsys):
