@@ -32,6 +32,7 @@ CLIP_SAMPLES = 132_299
 CHANNELS = 2
 SEED = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+PRECISIONS = ("auto", "bfloat16", "float16", "float32")  # `TrainingConfig.precision`
 IRMAS_TEST_SPLIT = "irmas_test"
 
 
@@ -115,6 +116,10 @@ class TrainingConfig:
     overwrite: bool = False  # start afresh over a best.pt this run did not produce
     random_seed: int = SEED
     device: str | None = None  # None: CUDA when available, else the CPU
+    # Mixed precision on a GPU (`training.precision_policy`): "auto" is bfloat16 where the GPU
+    # has it, float16 with loss scaling where not (T4); "float16" forces that path, "float32"
+    # turns it off. The CPU always computes in float32.
+    precision: str = "auto"
     progress: bool = True
     # Optimisation: "adam" or "adamw" (decoupled weight decay); "constant" or "cosine" learning
     # rate (linear warm-up over `warmup_epochs`, then cosine decay to zero by the last epoch).
@@ -155,7 +160,8 @@ class TrainingConfig:
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        choices = {"optimizer": ("adam", "adamw"), "schedule": ("constant", "cosine")}
+        choices = {"optimizer": ("adam", "adamw"), "schedule": ("constant", "cosine"),
+                   "precision": PRECISIONS}
         for knob, allowed in choices.items():
             if getattr(self, knob) not in allowed:
                 raise ValueError(f"{knob}={getattr(self, knob)!r}; choose one of {allowed}")

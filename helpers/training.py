@@ -24,7 +24,7 @@ from helpers import results, runs
 from helpers.atomic import atomic_write
 from helpers.batches import Batches
 from helpers.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from helpers.config import TrainingConfig
+from helpers.config import PRECISIONS, TrainingConfig
 from helpers.layout import ModelFiles
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,9 +37,48 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def autocast(device: torch.device):
-    """bfloat16 mixed precision on CUDA (no loss scaling needed); plain float32 on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+BFLOAT16_CAPABILITY = (8, 0)  # Ampere and later; a T4 (7.5) has no bfloat16 units
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a device computes: `dtype` for autocast (None: plain float32) and whether the loss
+    needs scaling (float16's small range underflows gradients without it)."""
+
+    dtype: torch.dtype | None
+    scaled: bool = False
+
+
+def precision_policy(device_type: str, capability: tuple[int, int] | None,
+                     choice: str = "auto") -> Precision:
+    """The precision for a device: float32 on the CPU whatever `choice`; on CUDA, bfloat16 where
+    the GPU has it (compute capability 8.0 and later: A100, L4, H100, ...), else float16 with
+    a gradient scaler (the free Colab T4); `choice` "float16" forces that path, "float32"
+    turns mixed precision off, "bfloat16" insists (refused on a GPU without it)."""
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision={choice!r}; choose one of {PRECISIONS}")
+    if device_type != "cuda" or choice == "float32":
+        return Precision(None)
+    has_bf16 = capability is not None and tuple(capability) >= BFLOAT16_CAPABILITY
+    if choice == "bfloat16" and not has_bf16:
+        raise ValueError(f"precision='bfloat16', but this GPU (compute capability "
+                         f"{capability}) has no bfloat16 units; use 'auto' or 'float16'")
+    if choice == "float16" or not has_bf16:
+        return Precision(torch.float16, scaled=True)
+    return Precision(torch.bfloat16)
+
+
+def device_precision(device: torch.device, choice: str = "auto") -> Precision:
+    """`precision_policy` for a real device (its compute capability read from CUDA)."""
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    return precision_policy(device.type, capability, choice)
+
+
+def autocast(device: torch.device, choice: str = "auto"):
+    """Mixed precision as `device_precision` decides it (nothing on the CPU)."""
+    policy = device_precision(device, choice)
+    return torch.autocast(device.type, dtype=policy.dtype or torch.float32,
+                          enabled=policy.dtype is not None)
 
 
 def lr_factor(config: TrainingConfig, progress: float) -> float:
@@ -68,29 +107,36 @@ def optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: LossFn, x: torch.Tensor,
-               y: torch.Tensor, device: torch.device, augment: AugmentFn | None = None) -> float:
+               y: torch.Tensor, device: torch.device, augment: AugmentFn | None = None,
+               precision: str = "auto", scaler: torch.amp.GradScaler | None = None) -> float:
     """One optimiser step on a batch already on `device` (augmented there first when `augment`
-    is given); returns the batch's mean loss."""
+    is given), in `precision` (`device_precision`), the loss scaled by `scaler` when given
+    (float16); returns the batch's mean loss."""
     if augment is not None:
         x, y = augment(x, y)
-    with autocast(device):
+    with autocast(device, precision):
         logits = model(x)
     loss = loss_fn(logits.float(), y)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
     return loss.item()
 
 
 @torch.no_grad()
 def predict(model: nn.Module, batches: Batches, device: torch.device | None = None,
-            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+            progress: bool = False, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets of every batch, in eval mode, gathered on the CPU."""
     device = device or next(model.parameters()).device
     model.eval()
     outs, targets = [], []
     for x, y in tqdm(batches, desc="predict", leave=False, disable=not progress):
-        with autocast(device):
+        with autocast(device, precision):
             outs.append(model(x.to(device)).float().cpu())
         targets.append(y.cpu())
     return torch.cat(outs), torch.cat(targets)
@@ -129,6 +175,8 @@ def fit(
     model.to(device)
     meta = {**meta, "training": config.to_dict()}
     opt = optimizer(model, config)
+    scaler = torch.amp.GradScaler(device.type,
+                                  enabled=device_precision(device, config.precision).scaled)
     history: list[dict] = []
     if config.resume and files.last.is_file():
         state = load_checkpoint(files.last, map_location=device)
@@ -157,11 +205,12 @@ def fit(
                 group["lr"] = (config.lr * group.get("scale", 1.0)
                                * lr_factor(config, epoch - 1 + step / len(train)))
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            total += train_step(model, opt, loss_fn, x, y, device, augment) * len(x)
+            total += train_step(model, opt, loss_fn, x, y, device, augment, config.precision,
+                                scaler) * len(x)
             count += len(x)
             bar.set_postfix(loss=f"{total / count:.3f}")
         train_seconds = time.perf_counter() - tic
-        logits, targets = predict(model, val, device)
+        logits, targets = predict(model, val, device, precision=config.precision)
         row = {"epoch": epoch, "train_loss": total / count,
                "val_loss": float(loss_fn(logits, targets.to(logits.device))),
                "val_score": score_fn(logits, targets), "seconds": train_seconds}

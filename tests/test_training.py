@@ -300,3 +300,43 @@ def test_schedule_warms_up_then_decays_to_zero_and_constant_stays():
     assert all(a >= b for a, b in zip(factors[peak:], factors[peak + 1:]))
     assert factors[-1] == pytest.approx(0.0, abs=1e-9)
     assert training.lr_factor(TrainingConfig.plain(), 3.7) == 1.0
+
+
+@pytest.mark.parametrize(("device", "capability", "choice", "dtype", "scaled"), [
+    ("cpu", None, "auto", None, False),
+    ("cpu", None, "float16", None, False),  # the CPU always computes in float32
+    ("cuda", (7, 5), "auto", torch.float16, True),  # T4: no bfloat16 units, loss scaling
+    ("cuda", (8, 0), "auto", torch.bfloat16, False),  # A100
+    ("cuda", (9, 0), "auto", torch.bfloat16, False),  # H100
+    ("cuda", (8, 9), "float16", torch.float16, True),  # forced: the T4 path on an L4
+    ("cuda", (8, 0), "float32", None, False),
+])
+def test_precision_follows_the_device(device, capability, choice, dtype, scaled):
+    assert training.precision_policy(device, capability, choice) == training.Precision(
+        dtype, scaled)
+
+
+def test_precision_refuses_what_the_gpu_cannot_do_and_unknown_choices():
+    with pytest.raises(ValueError, match="no bfloat16"):
+        training.precision_policy("cuda", (7, 5), "bfloat16")
+    with pytest.raises(ValueError, match="precision='half'"):
+        training.precision_policy("cuda", (8, 0), "half")
+    with pytest.raises(ValueError, match="precision"):
+        TrainingConfig(precision="half")
+
+
+def test_a_scaled_step_trains_like_an_unscaled_one():
+    """The float16 path's gradient scaler, run for real (on the CPU the step is float32, so
+    scaled and unscaled steps must agree)."""
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    steps = []
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=2.0**10)):
+        torch.manual_seed(0)
+        model = nn.Linear(5, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        losses = [training.train_step(model, opt, nn.functional.cross_entropy, x, y,
+                                      torch.device("cpu"), scaler=scaler) for _ in range(3)]
+        steps.append((losses, model.weight.detach().clone()))
+    assert steps[0][0] == pytest.approx(steps[1][0], rel=1e-5)
+    torch.testing.assert_close(steps[0][1], steps[1][1])
+    assert steps[0][0][-1] < steps[0][0][0]
