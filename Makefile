@@ -29,8 +29,8 @@ DEMO_RUN := runs/demo
 DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1, 'musicnn-finetune': 2}" \
 	"from_scratch=['mel']"
 
-.PHONY: demo demo-full report figures accuracy ablation accuracy-all test test-fast lint manifest system-deps clean \
-	musicnn-reference
+.PHONY: demo demo-full report figures accuracy ablation accuracy-all test test-fast test-colab \
+	colab-constraints lint manifest system-deps clean musicnn-reference
 
 demo: system-deps $(STAMP)
 	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo $(DEMO_EPOCHS)
@@ -66,11 +66,25 @@ test-fast: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -m "not notebooks and not slow"
 
+# The Colab twin: notebooks 01-06 with source="irmas" on Colab's package versions (Python 3.13
+# where this machine has it), IRMAS-shaped archives fetched by Colab's gdown from a local
+# server, then irmas-predict; its venv is built once under .cache/ (tools/colab-twin).
+test-colab: system-deps
+	bash tools/colab-twin
+
+# Colab's versions, from the pip freeze Google publishes (googlecolab/backend-info):
+# make colab-constraints FREEZE=path/to/pip-freeze.gpu.txt
+colab-constraints:
+	python3 tools/colab_constraints.py $(FREEZE)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# The IRMAS manifest from IRMAS's file lists (training_files.csv, irmas_index.csv and
+# test_labels.csv, as in tests/test_irmas.py): make manifest LISTS=path/to/irmas-lists
 manifest: $(STAMP)
-	$(PY) -m helpers.irmas --shared ../shared/irmas
+	@test -n "$(LISTS)" || { echo "make manifest LISTS=<folder of the IRMAS file lists>" >&2; exit 2; }
+	$(PY) -m helpers.irmas --lists $(LISTS)
 
 # The original musicnn graph's outputs that tests/test_musicnn.py checks the port against, made
 # in a scratch venv (.venv-tf: tensorflow-cpu, librosa) that the project never depends on.

@@ -2,9 +2,10 @@
 weights, and FluidSynth with its soundfonts for the demo set.
 
 Every notebook's set-up cell clones the repository, installs it and calls `setup`; a stock
-Colab runtime has neither FluidSynth nor a General-MIDI soundfont, so `setup` installs them
-with apt (Colab runs as root). The cell only calls it on Colab, so the same notebooks run
-headless anywhere; called explicitly elsewhere, `setup` checks (and as root installs) the same.
+Colab runtime has neither FluidSynth nor a General-MIDI soundfont, so notebook 01, the only one
+that renders, has `setup` install them with apt (Colab runs as root) when it renders the demo
+set. The cell only calls it on Colab, so the same notebooks run headless anywhere; called
+explicitly elsewhere, `setup` checks (and as root installs) the same.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from helpers import musicnn, training
-from helpers.config import DRIVE_HOME, DRIVE_MOUNT, TrainingConfig
+from helpers.config import DRIVE_HOME, DRIVE_MOUNT, TrainingConfig, in_colab
 from helpers.synth import locate_soundfont
 
 # apt package -> the file it provides that the demo renderer needs.
@@ -41,10 +42,6 @@ HF_CACHE_ON_DRIVE = DRIVE_HOME / "huggingface"
 
 class SetupError(RuntimeError):
     """The runtime cannot be prepared; the message says what is missing and what to do."""
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
 
 
 def missing_demo_packages() -> list[str]:
@@ -138,17 +135,17 @@ def keep_hf_cache_on_drive() -> Path | None:
     return HF_CACHE_ON_DRIVE
 
 
-def setup(source: str = "demo", mount: bool = True) -> None:
+def setup(mount: bool = True, renders: bool = False) -> None:
     """Prepare this runtime: Drive (on Colab, when `mount`) and the Hugging Face cache on it,
-    FluidSynth and soundfonts (when `source` is "demo"), and one line on the device training
-    will use."""
+    FluidSynth and soundfonts when this notebook `renders` the demo set (only notebook 01
+    does, so only it pays for apt), and one line on the device training will use."""
     if mount and in_colab():
         mount_drive()
         if keep_hf_cache_on_drive():
             print(f"Hugging Face cache (AST weights): {HF_CACHE_ON_DRIVE}")
     if ensure_musicnn():
         print("musicnn: installed (its weights come with it)")
-    if source == "demo":
+    if renders:
         installed = ensure_demo_packages()
         print(f"demo renderer: installed {' '.join(installed)}" if installed
               else "demo renderer: FluidSynth and both soundfonts present")

@@ -6,6 +6,7 @@ Everything else reads its knobs from here, so a clip length or class list is def
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,32 @@ def home(override: str | Path | None = None) -> Path:
     return Path.cwd()
 
 
-def data_dir(source: str, home_dir: str | Path | None = None) -> Path:
-    """Where the audio of `source` ("demo" or "irmas") is unpacked."""
-    return home(home_dir) / "data" / source
+SOURCES: tuple[str, ...] = ("demo", "irmas")
 
 
-def run_dir(source: str, home_dir: str | Path | None = None) -> Path:
-    """Where notebooks of a `source` run write their artefacts."""
-    return home(home_dir) / "runs" / source
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def source(choice: str | None = None) -> str:
+    """The data set a run uses: `choice` ("demo" or "irmas"), or for None IRMAS on Colab (it
+    has internet and Drive for the 3 GB) and the offline demo set anywhere else."""
+    if choice is None:
+        return "irmas" if in_colab() else "demo"
+    if choice not in SOURCES:
+        raise ValueError(f"source={choice!r}; choose one of {SOURCES}, or None (IRMAS on Colab, "
+                         "the demo set elsewhere)")
+    return choice
+
+
+def data_dir(source_choice: str | None, home_dir: str | Path | None = None) -> Path:
+    """Where the audio of a source (`source`) is unpacked."""
+    return home(home_dir) / "data" / source(source_choice)
+
+
+def run_dir(source_choice: str | None, home_dir: str | Path | None = None) -> Path:
+    """Where the notebooks of a source's run (`source`) write their artefacts."""
+    return home(home_dir) / "runs" / source(source_choice)
 
 
 # What a model trains with unless told otherwise (`TrainingConfig.for_model`): the 2020

@@ -2,9 +2,9 @@
 
 `data_manifest.csv` is the one source of truth for which clips exist, their labels, their
 recording (the group that must stay in one split), their split and their md5. It is built from
-the IRMAS file lists in `shared/irmas/` and committed inside the package (so an installed wheel
-finds it from any folder), with an identical copy at the top of the repository; the demo set
-writes one of the same form.
+lists of the IRMAS archives' files (`make manifest LISTS=...`) and committed inside the package
+(so an installed wheel finds it from any folder), with an identical copy at the top of the
+repository; the demo set writes one of the same form.
 """
 
 from __future__ import annotations
@@ -168,19 +168,21 @@ def make_manifest(
     return df[list(MANIFEST_COLUMNS)].sort_values("path", ignore_index=True)
 
 
-def build_manifest(shared_irmas: str | Path, seed: int = SEED) -> pd.DataFrame:
-    """Build the IRMAS manifest from the file lists in `shared/irmas/`."""
-    shared_irmas = Path(shared_irmas)
-    with open(shared_irmas / "training_files.csv", newline="") as f:
+def build_manifest(lists: str | Path, seed: int = SEED) -> pd.DataFrame:
+    """Build the IRMAS manifest from IRMAS's file lists in the folder `lists`: every training
+    file with its md5 (`training_files.csv`), every archive file (`irmas_index.csv`) and each
+    test excerpt's instruments (`test_labels.csv`)."""
+    lists = Path(lists)
+    with open(lists / "training_files.csv", newline="") as f:
         train = [(r["path"], r["md5"]) for r in csv.DictReader(f)]
-    with open(shared_irmas / "irmas_index.csv", newline="") as f:
+    with open(lists / "irmas_index.csv", newline="") as f:
         wavs = {
             unicodedata.normalize("NFC", Path(r["path"]).stem): (r["path"], r["md5"])
             for r in csv.DictReader(f)
             if not r["path"].startswith(TRAIN_DIR) and r["path"].endswith(".wav")
         }
     test = []
-    with open(shared_irmas / "test_labels.csv", newline="") as f:
+    with open(lists / "test_labels.csv", newline="") as f:
         for r in csv.DictReader(f):
             path, md5 = wavs[unicodedata.normalize("NFC", r["excerpt"])]
             test.append((path, md5, " ".join(r["instruments"].split())))
@@ -307,16 +309,17 @@ def excerpt_label_counts(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m helpers.irmas [--shared DIR]`: rebuild the manifest inside the package and its
-    identical copy at the top of the repository."""
+    """`python -m helpers.irmas --lists DIR`: rebuild the manifest inside the package and its
+    identical copy at the top of the repository from IRMAS's file lists in DIR."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--shared", default="../shared/irmas", help="the IRMAS file lists")
+    parser.add_argument("--lists", required=True, type=Path,
+                        help="folder of training_files.csv, irmas_index.csv, test_labels.csv")
     parser.add_argument("--out", nargs="+", default=[str(p) for p in manifest_copies()],
                         help="files to write (default: the packaged one and the top-level copy)")
     args = parser.parse_args(argv)
-    df = build_manifest(args.shared)
+    df = build_manifest(args.lists)
     for out in args.out:
         write_manifest(df, out)
         print(f"wrote {out}: {len(df)} rows, {df['split'].value_counts().to_dict()}")

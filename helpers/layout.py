@@ -120,6 +120,11 @@ class RunLayout:
         return self.root / "analysis" / f"{section}.csv"
 
     @property
+    def report(self) -> Path:
+        """The run's results tables as Markdown (`helpers.report.save`), beside its figures."""
+        return self.root / "report.md"
+
+    @property
     def notebooks(self) -> Path:
         return self.root / "notebooks"
 

@@ -321,6 +321,14 @@ def write_block(target: Path, block: str) -> Path:
     return real
 
 
+def save(run: RunLayout | str | Path) -> Path:
+    """Write the run's results tables to `run/report.md` (on Drive in Colab), atomically; a
+    clone of the repository puts the same tables into docs/results.md with `--write`."""
+    run = as_layout(run)
+    block = results_markdown(run.root)
+    return atomic_write(run.report, lambda tmp: tmp.write_text(block + "\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the results of docs/results.md.")
     parser.add_argument("--run-dir", required=True, type=Path, help="e.g. runs/demo")

@@ -85,6 +85,25 @@ def instruments(run: RunLayout | str | Path, requested: str | list[str] | None =
     return recorded
 
 
+def describe(run: RunLayout | str | Path, source: str | None = None,
+             requested: str | list[str] | None = None) -> str:
+    """One line on what notebook 01 prepared for this run (data set, instruments, folder) and
+    how to change it. A later notebook's `source` or `instruments` parameter (None: whatever the
+    run has) must name the same, or its outputs would mix two data sets."""
+    run = as_layout(run)
+    info = read_json(run.dataset, "01_download")
+    classes = instruments(run, requested)
+    if source is not None and config.source(source) != info["source"]:
+        raise ValueError(
+            f"source={source!r}, but {run.root} holds a run on {info['source']!r}: set source = "
+            f"None (or {info['source']!r}), or run notebooks/01_download.ipynb with "
+            f"source={source!r} (its run folder is {config.run_dir(source)})")
+    name = "IRMAS" if info["source"] == "irmas" else "the demo set (synthetic, not IRMAS)"
+    return (f"data: {name}, {info['clips']} files in {info['data_dir']}; instruments: "
+            f"{', '.join(classes)} (chosen in notebook 01: change source or instruments there "
+            f"and run it again)")
+
+
 def load_dataset(run: RunLayout | str | Path) -> tuple[pd.DataFrame, Path, str]:
     """The manifest, data folder and source that notebook 01 prepared for this run."""
     run = as_layout(run)

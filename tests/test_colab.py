@@ -7,10 +7,11 @@ import sys
 import types
 
 import nbformat
+import pandas as pd
 import pytest
 from conftest import REPO
 
-from helpers import colab, notebooks, synth
+from helpers import colab, config, irmas, notebooks, runs, synth
 from helpers.config import TrainingConfig
 
 
@@ -18,20 +19,23 @@ def _code_cells(path):
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
 
 
-def test_every_notebook_has_the_same_set_up_cell_second():
+def test_every_notebook_has_the_same_set_up_cell_second_and_only_01_installs_apt():
     cells = {p.name: _code_cells(p)[1].source for p in notebooks.notebook_paths(REPO / "notebooks")}
-    first = next(iter(cells.values()))
-    assert all(source == first for source in cells.values()), "set-up cells differ"
-    assert 'if "google.colab" in sys.modules:' in first
-    assert "%pip install -q /content/irmas-instruments" in first and " -e " not in first
-    assert "colab.setup(source=source, mount=mount_drive)" in first
-    assert "torch" not in first.split("%pip install", 1)[1].split("\n", 1)[0]
+    first = cells.pop("01_download.ipynb")
+    later = next(iter(cells.values()))
+    assert all(source == later for source in cells.values()), "set-up cells of 02-06 differ"
+    for cell in (first, later):
+        assert 'if "google.colab" in sys.modules:' in cell
+        assert "%pip install -q /content/irmas-instruments" in cell and " -e " not in cell
+        assert "torch" not in cell.split("%pip install", 1)[1].split("\n", 1)[0]
+    assert 'colab.setup(mount=mount_drive, renders=config.source(source) == "demo")' in first
+    assert later.rstrip().endswith("colab.setup(mount=mount_drive)"), "02-06 render nothing"
 
 
 def test_with_fluidsynth_and_soundfonts_present_nothing_is_installed(capsys):
     assert colab.missing_demo_packages() == []
     assert colab.ensure_demo_packages() == []
-    colab.setup(source="demo", mount=True)  # outside Colab: no Drive, nothing to install
+    colab.setup(mount=True, renders=True)  # outside Colab: no Drive, nothing to install
     out = capsys.readouterr().out
     assert "FluidSynth and both soundfonts present" in out and "installing" not in out
     assert "GPU" in out
@@ -103,8 +107,8 @@ def test_a_drive_that_fails_to_mount_says_how_to_go_on(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", google.colab)
     assert colab.in_colab()
     with pytest.raises(colab.SetupError, match="mount_drive = False"):
-        colab.setup(source="irmas", mount=True)
-    colab.setup(source="irmas", mount=False)  # the user chose local storage: no error
+        colab.setup(mount=True)
+    colab.setup(mount=False)  # the user chose local storage: no error
 
 
 def test_on_a_gpu_less_colab_runtime_epochs_are_capped_and_said(capsys):
@@ -132,7 +136,7 @@ def test_on_colab_the_hugging_face_cache_is_kept_on_drive(tmp_path, monkeypatch,
     monkeypatch.setitem(sys.modules, "google.colab", google.colab)
     monkeypatch.setenv("HF_HOME", "restored after the test")
     monkeypatch.delenv("HF_HOME")
-    colab.setup(source="irmas", mount=True)
+    colab.setup(mount=True)
     assert os.environ["HF_HOME"] == str(colab.HF_CACHE_ON_DRIVE)
     assert colab.HF_CACHE_ON_DRIVE.is_dir() and "AST weights" in capsys.readouterr().out
     monkeypatch.setenv("HF_HOME", str(tmp_path / "chosen"))
@@ -146,3 +150,27 @@ def test_ast_models_on_a_cpu_are_said_to_take_hours(capsys):
     assert capsys.readouterr().out.strip() == line
     assert colab.warn_without_gpu(["transfer-musicnn", "musicnn-finetune", "mel"], "cpu") is None
     assert colab.warn_without_gpu(["transfer-ast"], "cuda") is None, "a GPU: nothing to say"
+
+
+def test_source_none_is_irmas_on_colab_and_the_demo_elsewhere(monkeypatch, tmp_path):
+    assert config.source(None) == "demo" and config.source("irmas") == "irmas"
+    assert config.run_dir(None, tmp_path) == tmp_path / "runs" / "demo"
+    with pytest.raises(ValueError, match="choose one of"):
+        config.source("IRMAS")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert config.source(None) == "irmas"
+    assert config.data_dir(None, tmp_path) == tmp_path / "data" / "irmas"
+    assert config.source("demo") == "demo", "a choice stays a choice on Colab"
+
+
+def test_a_later_notebook_names_the_run_and_refuses_another_source(tmp_path):
+    run = tmp_path / "run"
+    manifest = pd.DataFrame({c: [] for c in irmas.MANIFEST_COLUMNS})
+    runs.save_dataset(run, "irmas", tmp_path / "data", manifest, ("gac", "pia"))
+    line = runs.describe(run)
+    assert "IRMAS" in line and "gac, pia" in line and "notebook 01" in line
+    assert runs.describe(run, "irmas", ["gac", "pia"]) == line
+    with pytest.raises(ValueError, match="source='demo'.*'irmas'.*01_download"):
+        runs.describe(run, "demo")
+    with pytest.raises(ValueError, match="instruments"):
+        runs.describe(run, None, "all")

@@ -1,72 +1,26 @@
 """The download path for real: zips served over HTTP by http.server on 127.0.0.1."""
 
-import functools
 import hashlib
-import http.server
 import json
-import re
 import shutil
-import threading
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import write_wav
+from served import Handler, serve
 
 from helpers import download, irmas
 
 CLIP = "IRMAS-TrainingData/gac/[gac][cla]0001__1.wav"
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder and answers range requests (as Zenodo does); `/cut/<file>` announces
-    the whole file but sends half of it; `/norange/<file>` ignores ranges (sends it whole)."""
-
-    hits: list[tuple[str, str | None]] = []
-
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        wanted = self.headers.get("Range")
-        Handler.hits.append((self.path, wanted))
-        name = self.path.removeprefix("/cut/").removeprefix("/norange/").lstrip("/")
-        body = Path(self.directory, name).read_bytes()
-        start = int(re.fullmatch(r"bytes=(\d+)-", wanted)[1]) if wanted else 0
-        if start and not self.path.startswith("/norange/"):
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            body = body[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if self.path.startswith("/cut/") else body)
-        self.wfile.flush()
-        self.close_connection = True
-
-    def do_HEAD(self):
-        Handler.hits.append(("HEAD " + self.path, None))
-        if self.path.startswith("/huge/"):
-            self.send_response(200)
-            self.send_header("Content-Length", str(10**15))
-            self.end_headers()
-            return
-        super().do_HEAD()
-
-
 @pytest.fixture
 def server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    Handler.hits = []
-    yield served, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(served) as url:
+        yield served, url
 
 
 def _zip(path, members: dict[str, bytes]) -> irmas.Archive:
