@@ -142,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     args = parser.parse_args(argv)
     try:
-        written = [overview(args.accuracy, args.demo, args.out / "overview.png"),
-                   timeline(args.demo, args.out / "timeline.png"),
-                   *notebook_pictures(args.demo, args.out / "notebooks")]
+        written = []
+        if (args.accuracy / "results.json").is_file():
+            written.append(overview(args.accuracy, args.demo, args.out / "overview.png"))
+        else:
+            print(f"{args.out / 'overview.png'}: not redrawn, it needs the accuracy benchmark's "
+                  f"{args.accuracy / 'results.json'} (make accuracy: hours on a CPU)")
+        written += [timeline(args.demo, args.out / "timeline.png"),
+                    *notebook_pictures(args.demo, args.out / "notebooks")]
         print("wrote " + ", ".join(map(str, written)))
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -20,6 +20,13 @@ def test_notebooks_in_git_carry_no_outputs():
                 assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
 
 
+def test_every_cell_has_an_id():
+    for path in notebooks.notebook_paths(REPO / "notebooks"):
+        cells = json.loads(path.read_text())["cells"]
+        ids = [cell.get("id") for cell in cells]
+        assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: cells without a unique id"
+
+
 def test_each_notebook_has_one_parameters_cell_first():
     for path in notebooks.notebook_paths(REPO / "notebooks"):
         code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
