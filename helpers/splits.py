@@ -7,11 +7,15 @@ sign-flipped copies that balance the classes are made from training clips alone.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from helpers.config import CLASS_NAMES, SEED, SPLITS
+
+# Each split's share of a class's clips.
+SHARES = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
 def grouped_split(
@@ -19,25 +23,39 @@ def grouped_split(
     groups: pd.Series | np.ndarray,
     seed: int = SEED,
 ) -> np.ndarray:
-    """Assign each row to train/val/test (≈60/20/20), stratified by label, grouped by recording.
+    """Assign each row to train/val/test (≈60/20/20 of every class's clips), grouped by
+    recording: a recording's rows all go to one split.
 
-    Five stratified group folds: fold 0 is test, fold 1 val, the other three train.
-    Deterministic for a seed.
+    Per class, its recordings (largest first, ties in an order drawn from `seed`) go one by one
+    to the split furthest below its share, so with the 5 recordings a class needs at least,
+    every split holds it. It depends on nothing but the names, the counts and the seed (not on
+    a library's version: scikit-learn's StratifiedGroupKFold, used before, split the same demo
+    set differently in 1.6 and 1.9, leaving a class out of a split).
     """
-    labels = np.asarray(labels)
-    groups = np.asarray(groups)
-    per_class = pd.Series(groups).groupby(labels).nunique()
+    labels = np.asarray(labels).astype(str)
+    groups = np.asarray(groups).astype(str)
+    rows = pd.DataFrame({"label": labels, "group": groups})
+    per_class = rows.groupby("label")["group"].nunique()
     if (per_class < 5).any():
         raise ValueError(
             "a 60/20/20 split grouped by recording needs at least 5 recordings per class; "
             f"these have fewer: {per_class[per_class < 5].to_dict()} (render more demo recordings)"
         )
-    folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
-    out = np.full(len(labels), SPLITS[0], dtype=object)
-    for fold, (_, held_out) in enumerate(folds.split(np.zeros(len(labels)), labels, groups)):
-        if fold < 2:
-            out[held_out] = SPLITS[2 - fold]  # fold 0 -> test, fold 1 -> val
-    return out
+    assigned: dict[str, str] = {}
+    for _, own in rows.groupby("label", sort=True):
+        sizes = own["group"].value_counts()
+        order = sorted(sizes.index, key=lambda g: (-sizes[g], _draw(seed, g)))
+        held = dict.fromkeys(SPLITS, 0)
+        for group in order:
+            split = max(SPLITS, key=lambda s: SHARES[s] * len(own) - held[s])
+            assigned[group] = split
+            held[split] += sizes[group]
+    return rows["group"].map(assigned).to_numpy(dtype=object)
+
+
+def _draw(seed: int, name: str) -> str:
+    """A reproducible pseudo-random key for `name` (the same on every machine and version)."""
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
 
 
 def straddling(manifest: pd.DataFrame) -> list[str]:

@@ -27,8 +27,9 @@ LEFT_OUT = {
     "torchcodec": "a CUDA build tied to Colab's torch; the project does not use it",
     "triton": "comes with the torch the twin installs",
     "nvidia-": "CUDA libraries of Colab's torch",
+    "cuda-": "CUDA packages of Colab's torch (pinned, they pull torch back to a CUDA 12 build)",
     "pip": "the venv's own tooling",
-    "setuptools": "the venv's own tooling (the build uses pyproject.toml's setuptools>=68)",
+    "setuptools": "the venv's own tooling (the build uses pyproject.toml's setuptools>=77)",
     "wheel": "the venv's own tooling",
 }
 _LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)$")
