@@ -1,5 +1,6 @@
 """The Colab set-up: one identical notebook cell, and the apt logic run for real on this machine."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -174,3 +175,19 @@ def test_a_later_notebook_names_the_run_and_refuses_another_source(tmp_path):
         runs.describe(run, "demo")
     with pytest.raises(ValueError, match="instruments"):
         runs.describe(run, None, "all")
+
+
+def test_the_twin_pins_colabs_versions_but_not_its_cuda_torch():
+    spec = importlib.util.spec_from_file_location("colab_constraints",
+                                                  REPO / "tools" / "colab_constraints.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    freeze = ("gdown==5.2.2\nipywidgets==7.7.1\ntorch==2.11.0+cu128\nnvidia-cudnn-cu12==9.1\n"
+              "cuda-bindings==12.9.7\ngoogle-colab @ file:///colabtools/x.tar.gz\n"
+              "Jinja2==3.1.6\n")
+    pins, notes = tool.constraints(freeze)
+    assert pins == ["gdown==5.2.2", "ipywidgets==7.7.1", "jinja2==3.1.6"]
+    assert len(notes) == 4 and all(n.startswith("# ") for n in notes)
+    committed = (REPO / "tools" / "colab-constraints.txt").read_text()
+    assert "gdown==5.2.2" in committed and "\ntorch==" not in committed
+    assert not [line for line in committed.splitlines() if line.startswith(("nvidia-", "cuda-"))]
