@@ -185,6 +185,8 @@ def fit(
                              f"{meta['model']!r}; pick another run folder or resume=False")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
+        if state.get("scaler"):  # float16's loss scale goes on where it stopped
+            scaler.load_state_dict(state["scaler"])
         history = list(state["history"])
     if not history and files.best.is_file() and not config.overwrite:
         raise FileExistsError(_refusal(files))
@@ -219,7 +221,8 @@ def fit(
         if improved:
             save_checkpoint(files.best, model, {**meta, "epoch": epoch,
                                                 "val_score": row["val_score"]})
-        save_checkpoint(files.last, model, meta, optimizer=opt.state_dict(), history=history)
+        save_checkpoint(files.last, model, meta, optimizer=opt.state_dict(), history=history,
+                        scaler=scaler.state_dict())
         _write_history(files, history)
         if config.progress:
             tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.3f}, val loss "
