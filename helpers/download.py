@@ -158,10 +158,7 @@ def extracted_estimate(archive: Archive, manifest: pd.DataFrame, size: int | Non
 def check_space(folder: Path, needed: int, what: str) -> None:
     """Raise `NotEnoughSpace`, saying how much is missing, when `folder` (or the nearest
     folder above it that exists) has less than `needed` bytes free."""
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free = shutil.disk_usage(_existing(folder)).free
     if free < needed:
         raise NotEnoughSpace(
             f"{folder}: {what} needs {needed / 1e9:.2f} GB free, there are {free / 1e9:.2f} GB: "
@@ -342,9 +339,12 @@ def _check_download_space(data_dir: Path, archive_dir: Path, pending: dict[str, 
         check_space(data_dir, unpacking, "unpacking " + names)
 
 
+def _existing(folder: Path) -> Path:
+    """`folder`, or the nearest folder above it that exists (where it will be made)."""
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
 def _same_disk(a: Path, b: Path) -> bool:
-    def device(path: Path) -> int:
-        while not path.exists():
-            path = path.parent
-        return path.stat().st_dev
-    return device(a) == device(b)
+    return _existing(a).stat().st_dev == _existing(b).stat().st_dev
