@@ -24,6 +24,7 @@ import requests
 from tqdm.auto import tqdm
 
 from helpers.irmas import (
+    TRAIN_DIR,
     UNVERIFIED,
     Archive,
     archives,
@@ -151,7 +152,7 @@ def extracted_estimate(archive: Archive, manifest: pd.DataFrame, size: int | Non
     hardly compresses)."""
     inside = manifest["path"].str.split("/").str[0] == archive.folder
     clips = int((inside & manifest["path"].str.endswith(".wav")).sum())
-    per_clip = TRAINING_WAV_BYTES if archive.folder.endswith("TrainingData") else 0
+    per_clip = TRAINING_WAV_BYTES if archive.folder == TRAIN_DIR else 0
     return max(clips * per_clip, size or 0)
 
 
