@@ -6,6 +6,7 @@ vs without, musicnn's feature throughput, head epochs on precomputed features, a
 
     python benchmarks/speed.py              # CPU figures (a few minutes on 2 cores)
     python benchmarks/speed.py --epoch      # also a Stage-1 epoch on 1,732 clips (GPU: seconds)
+    python benchmarks/speed.py --only musicnn   # musicnn and a song, beside commit BASELINE
 
 Prints a table; ratios compare figures taken in the same run on the same machine.
 """
@@ -13,13 +14,17 @@ Prints a table; ratios compare figures taken in the same run on the same machine
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -40,6 +45,13 @@ from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
 from helpers.literature import PROJECT_2020
 from helpers.stage2 import LOSS
+
+REPO = Path(__file__).resolve().parent.parent
+PROBE = Path(__file__).with_name("speed_probe.py")
+MUSICNN_FIXTURES = REPO / "tests" / "fixtures" / "musicnn"
+# The code before issue 30's speed work: musicnn and irmas-predict are timed beside it.
+BASELINE = "9d2b640"
+GROUPS = ["training", "loader", "heads", "musicnn", "predict"]
 
 
 def _sync(device: torch.device) -> None:
@@ -161,21 +173,6 @@ def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: training.LossF
     return float(np.median(times[1:]))
 
 
-def embed_rate(device: torch.device, batch: int = 32, batches: int = 3) -> float:
-    """Clips/s of musicnn's features (every layer, one pass) of 3 s stereo clips at 44.1 kHz,
-    log-mel preprocessing included: what `embed` costs per clip of a split."""
-    backbone = models.MusicnnFeatures().to(device).eval()
-    x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
-    with torch.no_grad():
-        backbone.layers(x)  # warm-up
-        _sync(device)
-        tic = time.perf_counter()
-        for _ in range(batches):
-            backbone.layers(x)
-        _sync(device)
-    return batch * batches / (time.perf_counter() - tic)
-
-
 def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5) -> float:
     """One epoch of a linear head on cached musicnn features of the default layer (200 of
     `penultimate`) of IRMAS's four-instrument training split (1,508 clips), batch 64, AdamW."""
@@ -207,33 +204,30 @@ def predict_seconds(folder: Path, name: str, seconds: float = 180.0,
     return time.perf_counter() - tic
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps per model")
-    parser.add_argument("--epoch", action="store_true", help="also time an epoch on 1,732 clips")
-    args = parser.parse_args()
-    device = training.pick_device(args.device)
-    env = runs.environment(str(device))
-    print(f"machine: {env['device']} · {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
-          f"{env['torch_threads']} threads, {env['date']}")
-    rows = []
-    reported = PROJECT_2020["stage1"]["wave1d"]["seconds_per_epoch"]
-    reported_head = PROJECT_2020["stage2"]["transfer"]["seconds_per_epoch"]
-    rate = {m: train_rate(m, device, 16, args.steps) for m in ("wave1d", "mel")}
+def training_rows(device: torch.device, steps: int) -> list[tuple[str, str]]:
+    """Training clips/s of the 2020 network and MelCNN, plain and with the recipe, and FLOPs."""
+    rate = {m: train_rate(m, device, 16, steps) for m in ("wave1d", "mel")}
     flops = {m: gflop_per_clip(m) for m in ("wave1d", "mel")}
-    rows.append(("training clips/s, Wave1DCNN", f"{rate['wave1d']:.1f}"))
-    rows.append(("training clips/s, MelCNN", f"{rate['mel']:.1f}"))
-    rows.append(("MelCNN / Wave1DCNN training speed", f"{rate['mel'] / rate['wave1d']:.1f}x"))
-    recipe = train_rate("mel", device, 16, args.steps, TrainingConfig())
-    rows.append(("training clips/s, MelCNN with the recipe (augmentation on the device)",
-                 f"{recipe:.1f} (time per clip {rate['mel'] / recipe:.2f}x plain; goal <= 1.5x)"))
-    rows.append(("forward GFLOP per clip, Wave1DCNN / MelCNN",
-                 f"{flops['wave1d']:.2f} / {flops['mel']:.3f} "
-                 f"({flops['wave1d'] / flops['mel']:.0f}x)"))
+    recipe = train_rate("mel", device, 16, steps, TrainingConfig())
+    return [
+        ("training clips/s, Wave1DCNN", f"{rate['wave1d']:.1f}"),
+        ("training clips/s, MelCNN", f"{rate['mel']:.1f}"),
+        ("MelCNN / Wave1DCNN training speed", f"{rate['mel'] / rate['wave1d']:.1f}x"),
+        ("training clips/s, MelCNN with the recipe (augmentation on the device)",
+         f"{recipe:.1f} (time per clip {rate['mel'] / recipe:.2f}x plain; goal <= 1.5x)"),
+        ("forward GFLOP per clip, Wave1DCNN / MelCNN",
+         f"{flops['wave1d']:.2f} / {flops['mel']:.3f} ({flops['wave1d'] / flops['mel']:.0f}x)"),
+        ("training clips/s, musicnn fine-tuned (recipe's log-mel EQ and masks)",
+         f"{train_rate('musicnn-finetune', device, 16, steps, TrainingConfig()):.1f}"),
+    ]
+
+
+def loader_rows(device: torch.device) -> list[tuple[str, str]]:
+    """The decode-once cache's batches against the 2020 way of reading WAVs per item."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = demo.render_demo(tmp, recordings_per_class=10, test_songs=0, progress=False)
         cached, warm, cold = loader_rates(Path(tmp), manifest, device)
+    rows = []
     if cold:
         rows.append(("loader clips/s, per-item WAV load + normalise (2020 way), from disk",
                      f"{cold:.0f}"))
@@ -242,25 +236,146 @@ def main() -> None:
     if cold:
         rows.append(("cache / WAV-from-disk loader speed", f"{cached / cold:.0f}x"))
     rows.append(("cache / WAV-from-page-cache loader speed", f"{cached / warm:.0f}x"))
-    rows.append((f"transfer-head epoch, 2,265 mixes of features (2020: {reported_head} s)",
-                 f"{transfer_epoch_seconds(device) * 1000:.1f} ms"))
-    per_clip = embed_rate(device)
-    rows.append((f"musicnn features clips/s on {device.type} (all layers, log-mel included)",
-                 f"{per_clip:.1f} (IRMAS's 6,705 clips: {6705 / per_clip / 60:.1f} min; "
-                 "goal <= 5 min)"))
-    rows.append(("frozen-musicnn head epoch, 1,508 clips of cached features (goal <= 1 s)",
-                 f"{head_epoch_seconds(device) * 1000:.1f} ms"))
-    rows.append(("training clips/s, musicnn fine-tuned (recipe's log-mel EQ and masks)",
-                 f"{train_rate('musicnn-finetune', device, 16, args.steps, TrainingConfig()):.1f}"))
+    return rows
+
+
+def head_rows(device: torch.device) -> list[tuple[str, str]]:
+    """Epochs of the heads that train on precomputed features."""
+    reported = PROJECT_2020["stage2"]["transfer"]["seconds_per_epoch"]
+    return [
+        (f"transfer-head epoch, 2,265 mixes of features (2020: {reported} s)",
+         f"{transfer_epoch_seconds(device) * 1000:.1f} ms"),
+        ("frozen-musicnn head epoch, 1,508 clips of cached features (goal <= 1 s)",
+         f"{head_epoch_seconds(device) * 1000:.1f} ms"),
+    ]
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large float32 matrix product: the most this machine's BLAS attains, the
+    yardstick for what fraction of the CPU a network uses."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - tic) / 1e9
+
+
+def probe(root: Path, *args: str) -> dict:
+    """`speed_probe.py args` in a fresh process with `root`'s helpers package imported."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    code = f"import helpers; assert helpers.__file__.startswith({str(root)!r}), helpers.__file__"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=root)
+    done = subprocess.run([sys.executable, str(PROBE), *args], env=env, check=True, text=True,
+                          stdout=subprocess.PIPE, cwd=root)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def song_of_reference_clips(path: Path, seconds: float = 180.0) -> Path:
+    """A `seconds`-long 44.1 kHz stereo WAV of the musicnn fixture's four instrument clips in
+    turn (3 s each, at levels from -10 to 0 dB): music, so the models name instruments."""
+    clips = [sf.read(MUSICNN_FIXTURES / f"{c}.wav", dtype="float32") for c in CLASSES]
+    parts, total, i = [], 0, 0
+    while total < seconds * SAMPLE_RATE:
+        clip, rate = clips[i % len(clips)]
+        part = soxr.resample(clip, rate, SAMPLE_RATE) * 10 ** (-(i % 5) * 2.5 / 20)
+        parts.append(part)
+        total += len(part)
+        i += 1
+    sf.write(path, np.concatenate(parts)[:int(seconds * SAMPLE_RATE)], SAMPLE_RATE,
+             subtype="PCM_16")
+    return path
+
+
+def musicnn_rows(baseline: str, checkpoint: Path | None) -> list[tuple[str, str]]:
+    """musicnn's throughput and a 3-minute song through `irmas-predict`, this code beside the
+    code of commit `baseline` (each in its own process, alternately, best of several), with
+    how far this code's outputs are from the baseline's and from the TensorFlow graph's."""
+    reference = MUSICNN_FIXTURES / "reference.npz"
     with tempfile.TemporaryDirectory() as tmp:
-        for m in ("mel", "wave1d", "musicnn"):
-            rows.append((f"predict a 3-minute stereo song on the CPU, {m}",
-                         f"{predict_seconds(Path(tmp), m):.2f} s"))
-        rows.append(("predict a 3-minute stereo song on the CPU, musicnn, 3 s hop (60 windows; "
-                     "goal <= 2 s)", f"{predict_seconds(Path(tmp), 'musicnn', hop=3.0):.2f} s"))
+        tmp = Path(tmp)
+        old_root = tmp / "baseline"
+        old_root.mkdir()
+        tree = subprocess.run(["git", "-C", str(REPO), "archive", baseline, "helpers"],
+                              check=True, stdout=subprocess.PIPE).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_root)], input=tree, check=True)
+        roots = {"baseline": old_root, "now": REPO}
+        nets = {k: probe(root, "musicnn", str(reference), str(tmp / f"{k}.npz"))
+                for k, root in roots.items()}
+        if checkpoint is None:
+            torch.manual_seed(0)
+            checkpoint = checkpoints.save_checkpoint(
+                tmp / "musicnn.pt", models.build("musicnn", n_outputs=len(CLASSES)),
+                checkpoints.model_meta("musicnn", classes=CLASSES, task="multi"))
+        song = song_of_reference_clips(tmp / "song.wav")
+        songs = {k: probe(root, "predict", str(checkpoint), str(song)) for k, root in roots.items()}
+        outs = {k: np.load(tmp / f"{k}.npz") for k in roots}
+        ref = np.load(reference)
+        to_old = max(float(np.abs(outs["now"][k] - outs["baseline"][k]).max())
+                     for k in ("taggram", "penultimate", "pool"))
+        to_tf = max(float(np.abs(outs["now"][k] - ref[f"MTT_musicnn/{k}"]).max())
+                    for k in ("taggram", "penultimate"))
+    peak = gemm_gflops()
+    now, old = nets["now"], nets["baseline"]
+    drift = max(abs(songs["now"]["probabilities"][c] - songs["baseline"]["probabilities"][c])
+                for c in songs["now"]["probabilities"])
+    return [
+        (f"musicnn network clips/s, batch 32 (commit {baseline} / now)",
+         f"{old['network']:.1f} / {now['network']:.1f} ({now['network'] / old['network']:.2f}x)"),
+        (f"musicnn features clips/s, 3 s stereo at 44.1 kHz, resampling and log-mel included "
+         f"(commit {baseline} / now; goal >= 2x)",
+         f"{old['features']:.1f} / {now['features']:.1f} "
+         f"({now['features'] / old['features']:.2f}x; IRMAS's 6,705 clips: "
+         f"{6705 / now['features'] / 60:.1f} min)"),
+        ("musicnn outputs, max |now - baseline| / max |now - TensorFlow| (goal <= 1e-4)",
+         f"{to_old:.1e} / {to_tf:.1e}"),
+        ("musicnn forward GFLOP per clip, the graph's (baseline) / as executed now",
+         f"{old['gflop']:.2f} / {now['gflop']:.2f}"),
+        ("musicnn network: the graph's GFLOP/s now, share of a 2048x2048 matrix product's",
+         f"{old['gflop'] * now['network']:.0f} ({old['gflop'] * now['network'] / peak:.0%} "
+         f"of {peak:.0f} GFLOP/s)"),
+        (f"irmas-predict, 3-minute song, musicnn head, {predict.HOP_SECONDS} s hop "
+         f"(commit {baseline} / now; goal <= 1 s)",
+         f"{songs['baseline']['seconds']:.2f} / {songs['now']['seconds']:.2f} s"),
+        ("the same: named now / then, max |probability difference| (goal <= 0.01)",
+         f"{songs['now']['present']} / {songs['baseline']['present']}, {drift:.4f}"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per model")
+    parser.add_argument("--epoch", action="store_true", help="also time an epoch on 1,732 clips")
+    parser.add_argument("--only", choices=GROUPS, action="append",
+                        help="only these groups of rows (repeatable; default: all)")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help=f"commit musicnn and irmas-predict are compared with ({BASELINE})")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="the predict rows' model (default: an untrained musicnn head)")
+    args = parser.parse_args()
+    groups = args.only or GROUPS
+    device = training.pick_device(args.device)
+    env = runs.environment(str(device))
+    print(f"machine: {env['device']} · {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
+          f"{env['torch_threads']} threads, {env['date']}")
+    rows = []
+    if "training" in groups:
+        rows += training_rows(device, args.steps)
+    if "loader" in groups:
+        rows += loader_rows(device)
+    if "heads" in groups:
+        rows += head_rows(device)
+    if "musicnn" in groups:
+        rows += musicnn_rows(args.baseline, args.checkpoint)
+    if "predict" in groups:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += [(f"predict a 3-minute stereo song on the CPU, {m}",
+                      f"{predict_seconds(Path(tmp), m):.2f} s") for m in ("mel", "wave1d")]
     if args.epoch:
         for m in ("wave1d", "mel"):
-            rows.append((f"Stage-1 epoch on 1,732 clips, {m} (2020: {reported:.0f} s)",
+            rows.append((f"Stage-1 epoch on 1,732 clips, {m} (2020: "
+                         f"{PROJECT_2020['stage1']['wave1d']['seconds_per_epoch']:.0f} s)",
                          f"{epoch_seconds(m, device):.1f} s"))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:

@@ -38,16 +38,33 @@ def test_port_reproduces_the_tensorflow_graph(model_and_name):
 
 
 def test_fast_front_end_equals_relu_bn_max():
-    """Eval mode applies BN after the max over frequency; the literal order gives the same."""
+    """Eval mode applies BN after the max over frequency, and takes the min of a channel whose
+    scale is negative as the max of its negated filter; the literal order gives the same, and
+    training mode runs the literal order."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 6, (3, 4))
     bn = torch.nn.BatchNorm2d(6, eps=1e-3).eval()
     with torch.no_grad():
         bn.weight.copy_(torch.tensor([1.5, -2.0, 0.3, -0.1, 0.0, 1.0]))
         bn.bias.normal_()
         bn.running_mean.normal_()
         bn.running_var.uniform_(1e-27, 2.0)
-    conv = torch.randn(3, 6, 20, 9)
-    literal = bn(conv.relu()).amax(dim=3)
-    torch.testing.assert_close(musicnn._front(conv, bn), literal, rtol=1e-6, atol=1e-6)
+    x = torch.randn(3, 1, 22, 12)
+    with torch.no_grad():
+        literal = bn(conv(x).relu()).amax(dim=3)
+        torch.testing.assert_close(musicnn._front(conv, bn, x), literal, rtol=1e-6, atol=1e-6)
+        bn.train()
+        torch.testing.assert_close(musicnn._front(conv, bn, x), bn(conv(x).relu()).amax(dim=3))
+
+
+def test_one_patch_at_a_time_is_the_batch_at_once():
+    model = musicnn.load_musicnn()
+    patches = torch.from_numpy(REF["patches"])
+    with torch.no_grad():
+        whole = model.front_end(patches)
+        chunked = model(patches)
+    assert chunked["pool"].shape[0] == whole.shape[0]
+    torch.testing.assert_close(chunked["pool"][:, :whole.shape[1], 0], whole.amax(dim=2))
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "silence"])
