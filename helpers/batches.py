@@ -7,6 +7,7 @@ epoch.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -52,6 +53,23 @@ class Batches:
 
     def _batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+
+class FirstBatches:
+    """The first `steps` batches of each epoch of `batches` (reshuffled each epoch, so a
+    capped epoch still sees other clips every time)."""
+
+    def __init__(self, batches: Batches, steps: int) -> None:
+        self.batches, self.steps = batches, steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return min(self.steps, len(self.batches))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return itertools.islice(iter(self.batches), len(self))
 
 
 class ClipBatches(Batches):

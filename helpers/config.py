@@ -128,6 +128,9 @@ class TrainingConfig:
     Stage-2 variant by name."""
 
     epochs: int = 30
+    # At most this many training batches an epoch (a new draw of them each epoch), None: every
+    # clip. A CPU demonstration of a model too slow there (`make demo`), said when it trains.
+    steps_per_epoch: int | None = None
     batch_size: int | None = None  # None: the model's own (`MODEL_DEFAULTS`)
     lr: float | None = None  # None: the model's own (`MODEL_DEFAULTS`)
     patience: int = 0  # stop after this many epochs without a better validation score; 0: never
@@ -190,6 +193,9 @@ class TrainingConfig:
             raise ValueError(f"nothing={self.nothing} is a share of each batch: give 0 to <1")
         if self.mix_chance is not None and not 0.0 <= self.mix_chance <= 1.0:
             raise ValueError(f"mix_chance={self.mix_chance} is a probability: give 0 to 1")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch={self.steps_per_epoch}: give 1 or more, or None "
+                             "for every clip")
         if self.mixup and self.mix_under:
             raise ValueError("mixup and mix_under both mix clips; switch one off (set it to 0)")
 

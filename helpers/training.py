@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from helpers import results, runs
 from helpers.atomic import atomic_write
-from helpers.batches import Batches
+from helpers.batches import Batches, FirstBatches
 from helpers.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from helpers.config import PRECISIONS, TrainingConfig
 from helpers.layout import ModelFiles
@@ -190,6 +190,11 @@ def fit(
         history = list(state["history"])
     if not history and files.best.is_file() and not config.overwrite:
         raise FileExistsError(_refusal(files))
+    if config.steps_per_epoch and config.steps_per_epoch < len(train):
+        print(f"{files.best.parent.name}: {config.steps_per_epoch} of {len(train)} batches an "
+              f"epoch (steps_per_epoch={config.steps_per_epoch}: a demonstration; None trains "
+              "on every clip)", flush=True)
+        train = FirstBatches(train, config.steps_per_epoch)
     start = len(history) + 1
     for epoch in range(start, config.epochs + 1):
         if config.patience and _epochs_since_best(history) >= config.patience:

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from filelock import FileLock
 
 from helpers import cache, checkpoints, demo, models, notebooks, runs
 from helpers.config import CLASSES, SPLITS
 from helpers.layout import RunLayout
 
 REPO = Path(__file__).resolve().parent.parent
+# `make test` runs two pytest-xdist workers, a test file each at a time (module fixtures are
+# built once): one torch thread each, inherited by the kernels and commands they start, so two
+# workers share the two cores instead of fighting over them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+# The files that take minutes go first, so neither worker is left with one at the end.
+LONGEST_FIRST = ["test_benchmarks.py", "test_notebooks.py", "test_notebooks_eleven.py",
+                 "test_browser.py", "test_instruments.py", "test_audioset.py", "test_stage2.py",
+                 "test_backbones.py", "test_recordings.py", "test_predict.py"]
 TINY = {"recordings_per_class": 6, "test_songs": 2}
 TINY_PARAMS = {
     "source": "demo",
@@ -34,6 +47,14 @@ ELEVEN_PARAMS = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's own order stays
+
+
 def shared_irmas() -> Path:
     """The IRMAS file lists: `$IRMAS_SHARED`, else `../shared/irmas` beside the repo."""
     return Path(os.environ.get("IRMAS_SHARED", REPO.parent / "shared" / "irmas"))
@@ -46,22 +67,41 @@ def demo_set(tmp_path_factory):
     return root, demo.render_demo(root, **TINY, progress=False)
 
 
+def once_per_run(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """Folder `name`, built by `build(folder)` once for the whole test run: under pytest-xdist
+    the first worker to ask builds it while a second one waits for it (a file lock), so a
+    fixture that takes minutes is not built twice."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this run
+    folder, done = base / name, base / f"{name}.done"
+    with FileLock(base / f"{name}.lock"):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _notebooks(params: dict) -> Callable[[Path], None]:
+    def build(folder: Path) -> None:
+        notebooks.run_all(folder / "run", {**params, "data_dir": str(folder / "data")})
+    return build
+
+
 @pytest.fixture(scope="session")
 def notebook_run(tmp_path_factory):
     """(run folder, data folder): notebooks 01-06 executed once, in order, tiny parameters."""
-    tmp = tmp_path_factory.mktemp("notebooks")
-    run, data = tmp / "run", tmp / "data"
-    notebooks.run_all(run, {**TINY_PARAMS, "data_dir": str(data)})
-    return run, data
+    folder = once_per_run(tmp_path_factory, "notebooks", _notebooks(TINY_PARAMS))
+    return folder / "run", folder / "data"
 
 
 @pytest.fixture(scope="session")
 def notebook_run_eleven(tmp_path_factory):
     """(run folder, data folder): notebooks 01-06 on all eleven instruments, MelCNN only."""
-    tmp = tmp_path_factory.mktemp("notebooks_eleven")
-    run, data = tmp / "run", tmp / "data"
-    notebooks.run_all(run, {**TINY_PARAMS, **ELEVEN_PARAMS, "data_dir": str(data)})
-    return run, data
+    folder = once_per_run(tmp_path_factory, "notebooks_eleven",
+                          _notebooks({**TINY_PARAMS, **ELEVEN_PARAMS}))
+    return folder / "run", folder / "data"
 
 
 @pytest.fixture(scope="session")

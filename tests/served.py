@@ -57,7 +57,9 @@ def serve(folder: Path) -> Iterator[str]:
     """Serve `folder` while the block runs; yields the base URL (no trailing slash)."""
     httpd = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0.5 s a test at the default interval
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     Handler.hits = []
     try:

@@ -115,6 +115,8 @@ def test_stage2_head_on_mixes_tunes_thresholds_and_mixes_by_chance(tiny_ast, run
 def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monkeypatch,
                                                                   tiny_ast, run, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # read once when huggingface_hub is imported: without this, minutes of network retries
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     with pytest.raises(audioset.AstUnavailable, match="'no-such/ast'.*run once with internet"):
         audioset.ASTFeatures("no-such/ast")
@@ -130,7 +132,7 @@ def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monk
         shutil.move(moved, tiny_ast)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "hears through AST" in err and "choose musicnn" in err
+    assert "hears through AST" in err and "is gone" in err and "choose musicnn" in err
     assert data["meta"]["backbone"]["checkpoint"] == tiny_ast
 
 

@@ -8,7 +8,7 @@ import torch
 from conftest import REPO, TINY_PARAMS
 
 from helpers import cache, checkpoints, notebooks, report, results, runs, showcase
-from helpers.config import ALL_CLASSES, IRMAS_TEST_SPLIT
+from helpers.config import IRMAS_TEST_SPLIT
 from helpers.layout import RunLayout
 
 
@@ -82,21 +82,6 @@ def test_all_notebooks_run_end_to_end(notebook_run):
     assert all(set(s) >= report.EXCERPT_FIELDS
                and s["items"] == analysed["excerpts"]["stage2/mel"]["items"] > 0
                for s in analysed["excerpts"].values()), "every model scored on every excerpt"
-
-
-@pytest.mark.notebooks
-def test_all_notebooks_run_on_all_eleven_instruments(notebook_run_eleven):
-    layout = RunLayout(notebook_run_eleven[0])
-    assert json.loads(layout.dataset.read_text())["instruments"] == list(ALL_CLASSES)
-    for name in ["03_confusions", "06_stage1_confusions", "06_stage2_instruments",
-                 "06_stage2_named_when_playing", "06_excerpts_instruments",
-                 "06_excerpts_named_when_playing", "06_excerpts_f1"]:
-        assert layout.figure(name).stat().st_size > 10_000, name
-    assert not layout.figure("06_stage2_combinations").exists()
-    assert results.load(layout.model("stage2", "transfer-mel").metrics).parameters == 159_311
-    analysed = json.loads(layout.analysis.read_text())
-    assert all(list(s["f1"]) == list(ALL_CLASSES) and "lrap" in s
-               for s in analysed["excerpts"].values())
 
 
 def test_notebook_code_cells_define_nothing():

@@ -71,6 +71,26 @@ def test_a_few_epochs_lower_the_loss_and_write_everything(tiny, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_steps_per_epoch_trains_that_many_batches_a_new_draw_each_epoch(tiny, tmp_path,
+                                                                       capsys):
+    seen = []
+
+    def spy(waves):
+        def look(x, y):
+            seen.append(y.clone())
+            return (x, y) if waves is None else waves(x, y)
+        return look
+
+    _, result = _fit(tiny, tmp_path, epochs=2, spy=spy, steps_per_epoch=2)
+    assert len(tiny["train"]) > 2 and len(seen) == 4, "2 batches in each of 2 epochs"
+    assert not all(torch.equal(a, b) for a, b in zip(seen[:2], seen[2:])), "reshuffled"
+    meta = checkpoints.load_checkpoint(result.best_path)["meta"]
+    assert meta["training"]["steps_per_epoch"] == 2, "the checkpoint says what ran"
+    assert f"2 of {len(tiny['train'])} batches an epoch" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        TrainingConfig(steps_per_epoch=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", [False, True], ids=["plain", "recipe"])
 def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path, recipe):
