@@ -367,7 +367,7 @@ def main() -> None:
     if "heads" in groups:
         rows += head_rows(device)
     if "musicnn" in groups:
-        rows += musicnn_rows(args.baseline, args.checkpoint)
+        rows += musicnn_rows(args.baseline, args.checkpoint and args.checkpoint.resolve())
     if "predict" in groups:
         with tempfile.TemporaryDirectory() as tmp:
             rows += [(f"predict a 3-minute stereo song on the CPU, {m}",

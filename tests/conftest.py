@@ -24,10 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
-# The files that take minutes go first, so neither worker is left with one at the end.
+# The files that take minutes go first, so neither worker is left with one at the end; the
+# browser tests go last: they wait for the notebook run another worker may still be building.
 LONGEST_FIRST = ["test_benchmarks.py", "test_notebooks.py", "test_notebooks_eleven.py",
-                 "test_browser.py", "test_instruments.py", "test_audioset.py", "test_stage2.py",
-                 "test_backbones.py", "test_recordings.py", "test_predict.py"]
+                 "test_instruments.py", "test_audioset.py", "test_stage2.py", "test_backbones.py",
+                 "test_recordings.py", "test_predict.py"]
+LAST = ["test_browser.py"]
 TINY = {"recordings_per_class": 6, "test_songs": 2}
 TINY_PARAMS = {
     "source": "demo",
@@ -50,6 +52,8 @@ ELEVEN_PARAMS = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name
+        if name in LAST:
+            return len(LONGEST_FIRST) + 1 + LAST.index(name)
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's own order stays

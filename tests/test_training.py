@@ -13,7 +13,17 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from helpers import augment, cache, checkpoints, metrics, models, stage1, training
+from helpers import (
+    augment,
+    cache,
+    checkpoints,
+    metrics,
+    models,
+    report,
+    results,
+    stage1,
+    training,
+)
 from helpers.batches import ClipBatches, TensorBatches
 from helpers.config import CLASSES, PLAIN, TrainingConfig
 from helpers.layout import ModelFiles
@@ -89,6 +99,9 @@ def test_steps_per_epoch_trains_that_many_batches_a_new_draw_each_epoch(tiny, tm
     assert f"2 of {len(tiny['train'])} batches an epoch" in capsys.readouterr().out
     with pytest.raises(ValueError, match="steps_per_epoch=0"):
         TrainingConfig(steps_per_epoch=0)
+    record = results.TrainResult("mel", "stage1", 1, "accuracy", 0.5, {}, 2, 1, 1.0,
+                                 meta["training"], {}, "best.pt")
+    assert report.epochs_run(record) == "2 × 2 batches", "the results table says so too"
 
 
 @pytest.mark.slow
