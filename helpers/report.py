@@ -215,12 +215,13 @@ def check_records(run: RunLayout) -> None:
     its table reads. The error names the file."""
     for stage, needed in NEEDED.items():
         folder = run.root / stage
-        for model in sorted(folder.iterdir()) if folder.is_dir() else []:
-            trained = any((model / name).is_file() for name in ("best.pt", "last.pt"))
-            if trained and not (model / "metrics.json").is_file():
-                raise ValueError(f"missing: {model / 'metrics.json'} (the folder holds a "
-                                 "checkpoint but no results record): train that model again "
-                                 "or delete its folder")
+        for name in sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []:
+            files = run.model(stage, name)
+            trained = files.best.is_file() or files.last.is_file()
+            if trained and not files.metrics.is_file():
+                raise ValueError(f"missing: {files.metrics} (the folder holds a checkpoint but "
+                                 "no results record): train that model again or delete its "
+                                 "folder")
         for path in run.metrics_files(stage):
             record = results.load(path)
             if isinstance(record, results.BaselineResult):
