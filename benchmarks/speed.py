@@ -184,24 +184,25 @@ def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5)
                       device, epochs)
 
 
-def predict_seconds(folder: Path, name: str, seconds: float = 180.0,
-                    hop: float = predict.HOP_SECONDS) -> float:
-    """`helpers.predict` on a `seconds`-long stereo WAV on the CPU: read, resample-free,
-    3 s windows every `hop` s, model, average. The weights do not change the time (`musicnn`:
-    a head on frozen musicnn features, which runs the whole backbone per window)."""
-    song = folder / "song.wav"
-    rng = np.random.default_rng(0)
-    sf.write(song, (0.1 * rng.standard_normal((int(seconds * SAMPLE_RATE), 2))).astype(
-        np.float32), SAMPLE_RATE, subtype="PCM_16")
-    ckpt = checkpoints.save_checkpoint(folder / f"{name}.pt",
+def untrained_checkpoint(folder: Path, name: str) -> Path:
+    """A Stage-2 checkpoint of model `name` at seeded random weights: what a prediction costs
+    does not depend on them (`musicnn`: a head on frozen musicnn, the whole backbone a window)."""
+    torch.manual_seed(0)
+    return checkpoints.save_checkpoint(folder / f"{name}.pt",
                                        models.build(name, n_outputs=len(CLASSES)),
-                                       checkpoints.model_meta(name, classes=CLASSES,
-                                                              task="multi"))
-    predictor = predict.Predictor(ckpt, device="cpu", hop_seconds=hop)
-    predictor(song)  # warm-up
-    tic = time.perf_counter()
-    predictor(song)
-    return time.perf_counter() - tic
+                                       checkpoints.model_meta(name, classes=CLASSES, task="multi"))
+
+
+def predict_rows() -> list[tuple[str, str]]:
+    """`irmas-predict` on the musicnn rows' 3-minute song with MelCNN and the 2020 network."""
+    with tempfile.TemporaryDirectory() as tmp:
+        song = song_of_reference_clips(Path(tmp) / "song.wav")
+        rows = []
+        for m in ("mel", "wave1d"):
+            heard = probe(REPO, "predict", str(untrained_checkpoint(Path(tmp), m)), str(song))
+            rows.append((f"irmas-predict, the same 3-minute song, {m} (untrained weights)",
+                         f"{heard['seconds']:.2f} s"))
+        return rows
 
 
 def training_rows(device: torch.device, steps: int) -> list[tuple[str, str]]:
@@ -302,11 +303,7 @@ def musicnn_rows(baseline: str, checkpoint: Path | None) -> list[tuple[str, str]
         roots = {"baseline": old_root, "now": REPO}
         nets = {k: probe(root, "musicnn", str(reference), str(tmp / f"{k}.npz"))
                 for k, root in roots.items()}
-        if checkpoint is None:
-            torch.manual_seed(0)
-            checkpoint = checkpoints.save_checkpoint(
-                tmp / "musicnn.pt", models.build("musicnn", n_outputs=len(CLASSES)),
-                checkpoints.model_meta("musicnn", classes=CLASSES, task="multi"))
+        checkpoint = checkpoint or untrained_checkpoint(tmp, "musicnn")
         song = song_of_reference_clips(tmp / "song.wav")
         songs = {k: probe(root, "predict", str(checkpoint), str(song)) for k, root in roots.items()}
         outs = {k: np.load(tmp / f"{k}.npz") for k in roots}
@@ -369,9 +366,7 @@ def main() -> None:
     if "musicnn" in groups:
         rows += musicnn_rows(args.baseline, args.checkpoint and args.checkpoint.resolve())
     if "predict" in groups:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows += [(f"predict a 3-minute stereo song on the CPU, {m}",
-                      f"{predict_seconds(Path(tmp), m):.2f} s") for m in ("mel", "wave1d")]
+        rows += predict_rows()
     if args.epoch:
         for m in ("wave1d", "mel"):
             rows.append((f"Stage-1 epoch on 1,732 clips, {m} (2020: "
