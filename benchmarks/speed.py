@@ -352,6 +352,12 @@ def main() -> None:
                         help="the predict rows' model (default: an untrained musicnn head)")
     args = parser.parse_args()
     groups = args.only or GROUPS
+    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e",
+                            f"{args.baseline}^{{commit}}"], capture_output=True)
+    if "musicnn" in groups and known.returncode:
+        parser.error(f"--baseline {args.baseline} is not in this clone's history (a shallow "
+                     "clone? git fetch --unshallow), or time the other groups (--only "
+                     "training --only loader --only heads --only predict)")
     device = training.pick_device(args.device)
     env = runs.environment(str(device))
     print(f"machine: {env['device']} · {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
