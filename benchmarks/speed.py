@@ -265,11 +265,12 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
 def probe(root: Path, *args: str) -> dict:
     """`speed_probe.py args` in a fresh process with `root`'s helpers package imported."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    code = f"import helpers; assert helpers.__file__.startswith({str(root)!r}), helpers.__file__"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=root)
     done = subprocess.run([sys.executable, str(PROBE), *args], env=env, check=True, text=True,
                           stdout=subprocess.PIPE, cwd=root)
-    return json.loads(done.stdout.splitlines()[-1])
+    answer = json.loads(done.stdout.splitlines()[-1])
+    if not answer["helpers"].startswith(str(root)):
+        raise RuntimeError(f"the probe imported {answer['helpers']}, not {root}'s helpers")
+    return answer
 
 
 def song_of_reference_clips(path: Path, seconds: float = 180.0) -> Path:
@@ -290,7 +291,7 @@ def song_of_reference_clips(path: Path, seconds: float = 180.0) -> Path:
 
 def musicnn_rows(baseline: str, checkpoint: Path | None) -> list[tuple[str, str]]:
     """musicnn's throughput and a 3-minute song through `irmas-predict`, this code beside the
-    code of commit `baseline` (each in its own process, alternately, best of several), with
+    code of commit `baseline` (each in its own process, one after the other, best of several), with
     how far this code's outputs are from the baseline's and from the TensorFlow graph's."""
     reference = MUSICNN_FIXTURES / "reference.npz"
     with tempfile.TemporaryDirectory() as tmp:
@@ -352,9 +353,9 @@ def main() -> None:
                         help="the predict rows' model (default: an untrained musicnn head)")
     args = parser.parse_args()
     groups = args.only or GROUPS
-    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e",
-                            f"{args.baseline}^{{commit}}"], capture_output=True)
-    if "musicnn" in groups and known.returncode:
+    if "musicnn" in groups and subprocess.run(
+            ["git", "-C", str(REPO), "cat-file", "-e", f"{args.baseline}^{{commit}}"],
+            capture_output=True).returncode:
         parser.error(f"--baseline {args.baseline} is not in this clone's history (a shallow "
                      "clone? git fetch --unshallow), or time the other groups (--only "
                      "training --only loader --only heads --only predict)")

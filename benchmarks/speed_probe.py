@@ -2,7 +2,7 @@
 against whichever `helpers` is first on PYTHONPATH: this repository's, or an earlier commit's
 (`speed.py --baseline`), so both are timed in the same run on the same machine. It uses only
 what both have (`musicnn.load_musicnn`, `models.MusicnnFeatures.layers`, `predict.Predictor`)
-and prints one JSON line.
+and prints one JSON line, with the `helpers` it imported.
 
     python benchmarks/speed_probe.py musicnn REFERENCE.npz OUT.npz
     python benchmarks/speed_probe.py predict CHECKPOINT SONG.wav
@@ -19,13 +19,16 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import helpers
 from helpers import models, musicnn, predict
 from helpers.config import CLIP_SAMPLES
 
 
-def best_seconds(work: Callable[[], object], repeats: int = 5) -> float:
-    """The fastest of `repeats` timed calls, after one to warm up (allocations, kernels)."""
-    work()
+def best_seconds(work: Callable[[], object], repeats: int = 5, warm_up: bool = True) -> float:
+    """The fastest of `repeats` timed calls, after one to warm up (allocations, kernels)
+    unless the caller's own first call was that."""
+    if warm_up:
+        work()
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
@@ -56,11 +59,11 @@ def musicnn_probe(reference: str, out: str, batch: int = 32) -> dict:
 def predict_probe(checkpoint: str, song: str) -> dict:
     """Seconds of `Predictor(checkpoint)(song)` with the model loaded, and what it answered."""
     predictor = predict.Predictor(checkpoint, device="cpu")
-    answer = predictor(song)
-    return {"seconds": best_seconds(lambda: predictor(song), repeats=3),
+    answer = predictor(song)  # also the warm-up
+    return {"seconds": best_seconds(lambda: predictor(song), repeats=3, warm_up=False),
             "probabilities": answer.probabilities, "present": answer.present}
 
 
 if __name__ == "__main__":
     probe = {"musicnn": musicnn_probe, "predict": predict_probe}[sys.argv[1]]
-    print(json.dumps(probe(*sys.argv[2:])))
+    print(json.dumps({**probe(*sys.argv[2:]), "helpers": helpers.__file__}))
