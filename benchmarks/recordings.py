@@ -172,7 +172,7 @@ def checkpoint_cases(checkpoint: Path, d: Path) -> list[tuple[str, Path]]:
 
 def run(args: list[str], stdin: bytes | None = None) -> tuple[int, str]:
     """Exit code and last line (stdout, else stderr) of one `irmas-predict` command."""
-    done = subprocess.run([sys.executable, "-m", "helpers.predict", *args], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "helpers.cli", *args], cwd=REPO,
                           input=stdin if stdin is not None else b"", capture_output=True,
                           timeout=600)
     lines = (done.stdout or done.stderr).decode(errors="backslashreplace").strip().splitlines()

@@ -2,7 +2,7 @@
 MelCNN (and fine-tuned musicnn), loader clips/s of the decode-once cache vs the 2020 project's
 per-item WAV load + normalise, MelCNN's training speed with the training recipe's augmentation
 vs without, musicnn's feature throughput, head epochs on precomputed features, and
-`helpers.predict` on a 3-minute stereo song on the CPU.
+`helpers.evaluate.predict` on a 3-minute stereo song on the CPU.
 
     python benchmarks/speed.py              # CPU figures (a few minutes on 2 cores)
     python benchmarks/speed.py --epoch      # also a Stage-1 epoch on 1,732 clips (GPU: seconds)
@@ -29,22 +29,15 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import (
-    audio,
-    augment,
-    cache,
-    checkpoints,
-    demo,
-    models,
-    predict,
-    runs,
-    stage1,
-    training,
-)
-from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
-from helpers.literature import PROJECT_2020
-from helpers.stage2 import LOSS
+from helpers.core.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
+from helpers.core.literature import PROJECT_2020
+from helpers.data import audio, augment, cache, dataset
+from helpers.data.batches import ClipBatches, TensorBatches
+from helpers.demo import render_set
+from helpers.evaluate import predict
+from helpers.models import checkpoints, networks
+from helpers.train import loop, stage1
+from helpers.train.stage2 import LOSS
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).with_name("speed_probe.py")
@@ -66,17 +59,17 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
     network = name.removesuffix("-finetune")
     config = (config or TrainingConfig.plain()).applied("stage1", network, name)
     torch.manual_seed(0)
-    model = (models.build("musicnn", n_outputs=len(CLASSES), frozen=False) if network == "musicnn"
-             else models.build(name, n_outputs=len(CLASSES))).to(device).train()
+    model = (networks.build("musicnn", n_outputs=len(CLASSES), frozen=False) if network == "musicnn"
+             else networks.build(name, n_outputs=len(CLASSES))).to(device).train()
     augment.equip(model, config)
-    opt = training.optimizer(model, config)
+    opt = loop.optimizer(model, config)
     waves = stage1.batch_transform(config, 4)
     loss = stage1.loss(config)
     x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
     y = torch.arange(batch, device=device) % 4
 
     def step() -> None:
-        training.train_step(model, opt, loss, x, y, device, waves)
+        loop.train_step(model, opt, loss, x, y, device, waves)
 
     step()  # warm-up (allocations, kernels)
     _sync(device)
@@ -88,7 +81,7 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
 
 
 def gflop_per_clip(name: str) -> float:
-    model = models.build(name, n_outputs=len(CLASSES)).eval()
+    model = networks.build(name, n_outputs=len(CLASSES)).eval()
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 2, CLIP_SAMPLES))
     return counter.get_total_flops() / 1e9
@@ -136,12 +129,12 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     labels = torch.arange(clips, device=device) % 4
     batches = ClipBatches(waves, labels, batch, shuffle=True)
     torch.manual_seed(0)
-    model = models.build(name, n_outputs=len(CLASSES)).to(device).train()
+    model = networks.build(name, n_outputs=len(CLASSES)).to(device).train()
     opt = torch.optim.Adam(model.parameters(), 3e-4)
     _sync(device)
     tic = time.perf_counter()
     for x, y in batches:
-        training.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
+        loop.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
     _sync(device)
     return time.perf_counter() - tic
 
@@ -152,12 +145,12 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
     feats = torch.randn(mixes, 254, device=device)
     targets = torch.zeros(mixes, 4, device=device)
     targets[torch.arange(mixes), torch.arange(mixes) % 4] = 1
-    head = models.build("transfer", n_outputs=len(CLASSES)).to(device)
+    head = networks.build("transfer", n_outputs=len(CLASSES)).to(device)
     return head_epoch(head, torch.optim.Adam(head.parameters(), 1e-4), LOSS,
                       TensorBatches(feats, targets, 64, shuffle=True), device, epochs)
 
 
-def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: training.LossFn,
+def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: loop.LossFn,
                batches: TensorBatches, device: torch.device, epochs: int) -> float:
     """Median seconds of an epoch of `head` on feature `batches`, after one to warm up."""
     head.train()
@@ -167,7 +160,7 @@ def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: training.LossF
         _sync(device)
         tic = time.perf_counter()
         for x, y in batches:
-            training.train_step(head, opt, loss, x, y, device)
+            loop.train_step(head, opt, loss, x, y, device)
         _sync(device)
         times.append(time.perf_counter() - tic)
     return float(np.median(times[1:]))
@@ -176,10 +169,10 @@ def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: training.LossF
 def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5) -> float:
     """One epoch of a linear head on cached musicnn features of the default layer (200 of
     `penultimate`) of IRMAS's four-instrument training split (1,508 clips), batch 64, AdamW."""
-    model = models.build("musicnn", n_outputs=len(CLASSES)).to(device)
+    model = networks.build("musicnn", n_outputs=len(CLASSES)).to(device)
     feats = torch.randn(clips, model.backbone.n_features, device=device)
     targets = torch.arange(clips, device=device) % 4
-    return head_epoch(model, training.optimizer(model, TrainingConfig().for_model("musicnn")),
+    return head_epoch(model, loop.optimizer(model, TrainingConfig().for_model("musicnn")),
                       nn.functional.cross_entropy, TensorBatches(feats, targets, 64, shuffle=True),
                       device, epochs)
 
@@ -189,7 +182,7 @@ def untrained_checkpoint(folder: Path, name: str) -> Path:
     does not depend on them (`musicnn`: a head on frozen musicnn, the whole backbone a window)."""
     torch.manual_seed(0)
     return checkpoints.save_checkpoint(folder / f"{name}.pt",
-                                       models.build(name, n_outputs=len(CLASSES)),
+                                       networks.build(name, n_outputs=len(CLASSES)),
                                        checkpoints.model_meta(name, classes=CLASSES, task="multi"))
 
 
@@ -226,7 +219,8 @@ def training_rows(device: torch.device, steps: int) -> list[tuple[str, str]]:
 def loader_rows(device: torch.device) -> list[tuple[str, str]]:
     """The decode-once cache's batches against the 2020 way of reading WAVs per item."""
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = demo.render_demo(tmp, recordings_per_class=10, test_songs=0, progress=False)
+        manifest = render_set.render_demo(tmp, recordings_per_class=10, test_songs=0,
+                                          progress=False)
         cached, warm, cold = loader_rates(Path(tmp), manifest, device)
     rows = []
     if cold:
@@ -359,8 +353,8 @@ def main() -> None:
         parser.error(f"--baseline {args.baseline} is not in this clone's history (a shallow "
                      "clone? git fetch --unshallow), or time the other groups (--only "
                      "training --only loader --only heads --only predict)")
-    device = training.pick_device(args.device)
-    env = runs.environment(str(device))
+    device = loop.pick_device(args.device)
+    env = dataset.environment(str(device))
     print(f"machine: {env['device']} · {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
           f"{env['torch_threads']} threads, {env['date']}")
     rows = []

@@ -1,7 +1,7 @@
 """One timed probe of musicnn or `irmas-predict`, run by `benchmarks/speed.py` in a fresh process
 against whichever `helpers` is first on PYTHONPATH: this repository's, or an earlier commit's
 (`speed.py --baseline`), so both are timed in the same run on the same machine. It uses only
-what both have (`musicnn.load_musicnn`, `models.MusicnnFeatures.layers`, `predict.Predictor`)
+what both have (`musicnn.load_musicnn`, `networks.MusicnnFeatures.layers`, `predict.Predictor`)
 and prints one JSON line, with the `helpers` it imported.
 
     python benchmarks/speed_probe.py musicnn REFERENCE.npz OUT.npz
@@ -20,8 +20,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import helpers
-from helpers import models, musicnn, predict
-from helpers.config import CLIP_SAMPLES
+
+try:  # this repository's layout
+    from helpers.core.config import CLIP_SAMPLES
+    from helpers.evaluate import predict
+    from helpers.models import musicnn, networks
+except ImportError:  # a baseline commit from before helpers/ had subpackages
+    from helpers.config import CLIP_SAMPLES
+
+    from helpers import models as networks
+    from helpers import musicnn, predict
 
 
 def best_seconds(work: Callable[[], object], repeats: int = 5, warm_up: bool = True) -> float:
@@ -47,7 +55,7 @@ def musicnn_probe(reference: str, out: str, batch: int = 32) -> dict:
     np.savez(out, **{k: v.numpy() for k, v in outputs.items()})
     torch.manual_seed(0)
     patches = torch.rand(batch, musicnn.PATCH_FRAMES, musicnn.N_MELS) * 3
-    features = models.MusicnnFeatures("MTT_musicnn").eval()
+    features = networks.MusicnnFeatures("MTT_musicnn").eval()
     waves = torch.randn(batch, 2, CLIP_SAMPLES) * 0.1
     with FlopCounterMode(display=False) as counter:
         net(patches[:1])

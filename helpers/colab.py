@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from helpers import musicnn, training
-from helpers.config import DRIVE_HOME, DRIVE_MOUNT, TrainingConfig, in_colab
-from helpers.synth import locate_soundfont
+from helpers.core.config import DRIVE_HOME, DRIVE_MOUNT, TrainingConfig, in_colab
+from helpers.demo.synth import locate_soundfont
+from helpers.models import musicnn
+from helpers.train import loop
 
 # apt package -> the file it provides that the demo renderer needs.
 DEMO_PACKAGES: dict[str, str] = {
@@ -96,7 +97,7 @@ def ensure_demo_packages() -> list[str]:
 
 def ensure_musicnn() -> bool:
     """Install the musicnn wheel (it carries the backbone's weights) when it is missing, without
-    its declared dependencies (numpy < 1.17 and TensorFlow, which `helpers.musicnn` does not
+    its declared dependencies (numpy < 1.17 and TensorFlow, which `helpers.models.musicnn` does not
     need); True when it was installed now."""
     if importlib.util.find_spec("musicnn") is not None:
         return False
@@ -176,10 +177,10 @@ def for_runtime(config: TrainingConfig, cpu_colab: bool | None = None) -> Traini
 
 def warn_without_gpu(models: Iterable[str], device: str | None = None) -> str | None:
     """Say so (and return the line) when `models` include the AudioSet transformer (`ast` in
-    the name) and training would run on the CPU (`device`, read as `training.pick_device`
+    the name) and training would run on the CPU (`device`, read as `loop.pick_device`
     does), where it takes hours; None otherwise."""
     slow = [name for name in models if "ast" in name.split("-")]
-    if not slow or training.pick_device(device).type != "cpu":
+    if not slow or loop.pick_device(device).type != "cpu":
         return None
     line = (f"{', '.join(slow)}: the AudioSet transformer on a CPU takes hours an epoch; "
             f"choose a GPU ({GPU_HINT}) or the musicnn models (transfer-musicnn, "

@@ -11,7 +11,7 @@ import ast
 import time
 from pathlib import Path
 
-from helpers.layout import RunLayout
+from helpers.core.layout import RunLayout
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 # A busy machine is slow, not broken: nbclient waits 4 s for output and 60 s for a kernel.

@@ -13,9 +13,12 @@ import soundfile as sf
 import torch
 from filelock import FileLock
 
-from helpers import cache, checkpoints, demo, models, notebooks, runs
-from helpers.config import CLASSES, SPLITS
-from helpers.layout import RunLayout
+from helpers import notebooks
+from helpers.core.config import CLASSES, SPLITS
+from helpers.core.layout import RunLayout
+from helpers.data import cache, dataset
+from helpers.demo import render_set
+from helpers.models import checkpoints, networks
 
 REPO = Path(__file__).resolve().parent.parent
 # `make test` runs two pytest-xdist workers, a test file each at a time (module fixtures are
@@ -68,7 +71,7 @@ def shared_irmas() -> Path:
 def demo_set(tmp_path_factory):
     """(root, manifest) of a tiny demo set: 5-6 recordings x 3 clips per class, 2 test songs."""
     root = tmp_path_factory.mktemp("demo")
-    return root, demo.render_demo(root, **TINY, progress=False)
+    return root, render_set.render_demo(root, **TINY, progress=False)
 
 
 def once_per_run(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
@@ -113,14 +116,14 @@ def checkpoint(tmp_path_factory):
     """An untrained Stage-2 MelCNN checkpoint: what the predict and checkpoint tests load."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ck") / "best.pt"
-    return checkpoints.save_checkpoint(path, models.build("mel", n_outputs=len(CLASSES)),
+    return checkpoints.save_checkpoint(path, networks.build("mel", n_outputs=len(CLASSES)),
                                        checkpoints.model_meta("mel", task="multi", classes=CLASSES))
 
 
 def cached_run(demo_set, run_dir: Path) -> Path:
     """A run folder as notebooks 01 and 02 leave it: the tiny demo set recorded, splits cached."""
     root, manifest = demo_set
-    runs.save_dataset(run_dir, "demo", root, manifest, classes=CLASSES)
+    dataset.save_dataset(run_dir, "demo", root, manifest, classes=CLASSES)
     for split in SPLITS:
         cache.build_split(manifest, root, split, RunLayout(run_dir).cache(split), progress=False,
                           classes=CLASSES)

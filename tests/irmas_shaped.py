@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from helpers import irmas
-from helpers.config import ALL_CLASSES, IRMAS_TEST_SPLIT, SAMPLE_RATE, SPLITS
-from helpers.synth import Renderer
+from helpers.core.config import ALL_CLASSES, IRMAS_TEST_SPLIT, SAMPLE_RATE, SPLITS
+from helpers.data import irmas
+from helpers.demo.synth import Renderer
 
 TEST_SECONDS = 6.0
 

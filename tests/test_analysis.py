@@ -12,22 +12,13 @@ import soundfile as sf
 import torch
 from conftest import cached_run
 
-from helpers import (
-    analysis,
-    cache,
-    checkpoints,
-    models,
-    predict,
-    report,
-    results,
-    runs,
-    stage1,
-    stage2,
-    training,
-    widgets,
-)
-from helpers.config import CLASSES, TrainingConfig
-from helpers.layout import RunLayout
+from helpers.core import results
+from helpers.core.config import CLASSES, TrainingConfig
+from helpers.core.layout import RunLayout
+from helpers.data import cache, dataset
+from helpers.evaluate import analysis, predict, report, widgets
+from helpers.models import checkpoints, networks
+from helpers.train import loop, stage1, stage2
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +92,7 @@ def test_whole_excerpts_are_heard_through_windows(run, demo_set):
 def test_missing_excerpt_files_are_named(run, demo_set, tmp_path):
     root, manifest = demo_set
     moved = tmp_path / "run"
-    runs.save_dataset(moved, "irmas", tmp_path / "empty", manifest, classes=CLASSES)
+    dataset.save_dataset(moved, "irmas", tmp_path / "empty", manifest, classes=CLASSES)
     with pytest.raises(FileNotFoundError, match="01_download.*test1"):
         analysis.excerpt_rows(moved)
 
@@ -115,7 +106,7 @@ def test_unreadable_excerpts_are_skipped_with_a_warning(run, demo_set, tmp_path)
         shutil.copy(root / path, data / path)
     (data / excerpts[0]).write_bytes(b"<html>not audio</html>")
     other = tmp_path / "run"
-    runs.save_dataset(other, "demo", data, manifest, classes=CLASSES)
+    dataset.save_dataset(other, "demo", data, manifest, classes=CLASSES)
     for stage in ("stage1", "stage2"):
         (other / stage).symlink_to(run / stage)
     with pytest.warns(UserWarning, match="skipped.*" + re.escape(Path(excerpts[0]).name)):
@@ -283,7 +274,7 @@ def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
     assert analysis.best(staged, run) == "stage2/good-on-val"
     # a head on the pretrained backbone comes first, whatever its in-font validation score
     head = run.model("stage2", "transfer-musicnn")
-    checkpoints.save_checkpoint(head.best, models.build("musicnn", n_outputs=len(CLASSES)),
+    checkpoints.save_checkpoint(head.best, networks.build("musicnn", n_outputs=len(CLASSES)),
                                 checkpoints.model_meta("musicnn", task="multi", classes=CLASSES))
     results.save(head.metrics, results.load(run.model("stage2", "good-on-test").metrics))
     staged["stage2/transfer-musicnn"] = evaluations["good-on-test"]
@@ -294,7 +285,7 @@ def test_stage1_confidence_floor_is_chosen_on_validation_and_marks_low_answers(r
     best = RunLayout(run).model("stage1", "mel").best
     model, meta = checkpoints.load_model(best)
     cached = stage1.load_caches(run)
-    logits, _ = training.predict(model, stage1.make_batches(cached, 8)["val"])
+    logits, _ = loop.predict(model, stage1.make_batches(cached, 8)["val"])
     top = logits.softmax(dim=1).amax(dim=1)
     assert meta["confidence_floor"] == pytest.approx(float(torch.quantile(top, 0.01)))
     assert _metrics(run, "stage1").test["confidence_floor"] == meta["confidence_floor"]
@@ -309,7 +300,7 @@ def test_stage1_confidence_floor_is_chosen_on_validation_and_marks_low_answers(r
 
 
 def test_the_readme_figure_is_drawn_from_the_runs_it_shows(run, tmp_path, capsys):
-    from helpers import showcase
+    from helpers.evaluate import showcase
 
     accuracy = tmp_path / "accuracy"
     accuracy.mkdir()

@@ -4,8 +4,8 @@ import soundfile as sf
 import torch
 from conftest import BAD_KINDS, bad_audio_files, write_wav
 
-from helpers import audio
-from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
+from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE
+from helpers.data import audio
 
 
 @pytest.mark.parametrize(("seconds", "sr", "channels"), [

@@ -10,9 +10,12 @@ import pytest
 import torch
 from conftest import cached_run, write_wav
 
-from helpers import audioset, checkpoints, predict, stage1, stage2
-from helpers.config import TrainingConfig
-from helpers.layout import RunLayout
+from helpers import cli
+from helpers.core.config import TrainingConfig
+from helpers.core.layout import RunLayout
+from helpers.evaluate import predict
+from helpers.models import audioset, checkpoints
+from helpers.train import stage1, stage2
 
 transformers = pytest.importorskip("transformers")
 FRAMES = 320  # the tiny model's input: ~3.2 s of 10 ms frames (the real one takes 1,024)
@@ -126,7 +129,7 @@ def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monk
     data = checkpoints.load_checkpoint(result.checkpoint)
     shutil.move(tiny_ast, moved)  # the backbone the head names is gone
     try:
-        code = predict.main(["--checkpoint", str(result.checkpoint),
+        code = cli.main(["--checkpoint", str(result.checkpoint),
                              str(write_wav(tmp_path / "x.wav"))])
     finally:
         shutil.move(moved, tiny_ast)

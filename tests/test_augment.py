@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import augment, models
-from helpers.config import CLASSES, TrainingConfig
+from helpers.core.config import CLASSES, TrainingConfig
+from helpers.data import augment
+from helpers.models import networks
 
 T = 4_410  # 0.1 s: the contracts do not depend on the clip length
 
@@ -106,7 +107,7 @@ def test_a_silent_batch_stays_finite_through_every_augmentation_and_the_model(kn
     torch.manual_seed(0)
     x, y = augment.augment_waves(silent, torch.tensor([0, 1, 2, 3]), config, n_classes=4)
     assert torch.isfinite(x).all() and torch.isfinite(y).all()
-    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
+    model = networks.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
     model.augment = augment.spectrogram_augment(config)
     model.train()
     assert torch.isfinite(model(x)).all()

@@ -10,9 +10,13 @@ import pytest
 import torch
 from conftest import cached_run, write_wav
 
-from helpers import cache, checkpoints, embed, models, predict, stage1, stage2, training
-from helpers.config import SPLITS, TrainingConfig
-from helpers.layout import RunLayout
+from helpers import cli
+from helpers.core.config import SPLITS, TrainingConfig
+from helpers.core.layout import RunLayout
+from helpers.data import cache
+from helpers.evaluate import predict
+from helpers.models import checkpoints, embed, networks
+from helpers.train import loop, stage1, stage2
 
 HEAD = TrainingConfig(epochs=4, lr=3e-3, batch_size=32, progress=False, device="cpu")
 
@@ -99,7 +103,7 @@ def test_without_the_wheel_a_head_says_how_to_install_it(frozen, monkeypatch, ca
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "musicnn" else real(name, *a))
-    assert predict.main(["--checkpoint", frozen.checkpoint, "x.wav"]) == 2
+    assert cli.main(["--checkpoint", frozen.checkpoint, "x.wav"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "pip install --no-deps musicnn==0.1.0" in err and "best.pt" in err
@@ -146,10 +150,10 @@ def test_stage2_frozen_head_on_mixes_tunes_thresholds(run, tmp_path):
 def test_finetuning_trains_the_backbone_slower(run):
     config = TrainingConfig(epochs=1, lr=1e-3, backbone_lr=0.1, eq_db=6.0, spec_masks=True,
                             progress=False, device="cpu")
-    model = models.build("musicnn", n_outputs=4,
+    model = networks.build("musicnn", n_outputs=4,
                          **stage1.model_kwargs("musicnn", config.for_model("musicnn")))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = training.optimizer(model, config)
+    opt = loop.optimizer(model, config)
     assert [g["scale"] for g in opt.param_groups] == [1.0, 0.1]
     assert type(model.backbone.augment).__name__ == "Identity"
     result = stage1.train(run, "musicnn", config, variant="musicnn-finetune")

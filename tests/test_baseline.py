@@ -3,9 +3,11 @@ import pytest
 import torch
 from conftest import cached_run
 
-from helpers import baseline, cache, results
-from helpers.config import CLASSES
-from helpers.layout import RunLayout
+from helpers.core import results
+from helpers.core.config import CLASSES
+from helpers.core.layout import RunLayout
+from helpers.data import cache
+from helpers.train import baseline
 
 
 def test_logmel_stats_shape_and_finite_on_silence():

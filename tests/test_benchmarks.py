@@ -6,7 +6,8 @@ import json
 import pytest
 from conftest import REPO
 
-from helpers import cache, checkpoints, irmas
+from helpers.data import cache, irmas
+from helpers.models import checkpoints
 
 pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
 

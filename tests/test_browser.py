@@ -16,7 +16,7 @@ import soundfile as sf
 from conftest import REPO
 
 from helpers import notebooks
-from helpers.config import CLIP_SAMPLES, SAMPLE_RATE
+from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [

@@ -3,8 +3,8 @@ import warnings
 import pytest
 import torch
 
-from helpers import cache
-from helpers.config import CLASSES, CLIP_SAMPLES
+from helpers.core.config import CLASSES, CLIP_SAMPLES
+from helpers.data import cache
 
 
 def test_cache_holds_every_clip_of_the_split(demo_set, tmp_path):

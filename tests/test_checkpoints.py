@@ -4,8 +4,10 @@ import pytest
 import torch
 from conftest import write_wav
 
-from helpers import checkpoints, models, predict
-from helpers.config import CLASSES
+from helpers import cli
+from helpers.core.config import CLASSES
+from helpers.evaluate import predict
+from helpers.models import checkpoints, networks
 
 
 def _edited(checkpoint, tmp_path, **changes):
@@ -58,7 +60,7 @@ def test_lying_metadata_is_refused_naming_the_field(checkpoint, tmp_path, capsys
     with pytest.raises(checkpoints.CheckpointError, match=field):
         checkpoints.load_model(path)
     song = write_wav(tmp_path / "song.wav", 1.0)
-    assert predict.main(["--checkpoint", str(path), str(song)]) == 2
+    assert cli.main(["--checkpoint", str(path), str(song)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and field in err and str(path) in err
 
@@ -90,8 +92,9 @@ def test_an_empty_file_says_so(tmp_path):
 
 def test_the_good_one_and_old_names_still_load(checkpoint, tmp_path):
     model, meta = checkpoints.load_model(checkpoint)
-    assert meta["classes"] == ["gac", "pia", "tru", "vio"] and isinstance(model, models.MelCNN)
-    old = checkpoints.save_checkpoint(tmp_path / "old.pt", models.Wave1DCNN(n_outputs=len(CLASSES)),
+    assert meta["classes"] == ["gac", "pia", "tru", "vio"] and isinstance(model, networks.MelCNN)
+    old = checkpoints.save_checkpoint(tmp_path / "old.pt",
+                                      networks.Wave1DCNN(n_outputs=len(CLASSES)),
                                       checkpoints.model_meta("seed",
                                                              classes=CLASSES))  # before the rename
-    assert isinstance(checkpoints.load_model(old)[0], models.Wave1DCNN)
+    assert isinstance(checkpoints.load_model(old)[0], networks.Wave1DCNN)

@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from helpers import colab, config, irmas, notebooks, runs, synth
-from helpers.config import TrainingConfig
+from helpers import colab, notebooks
+from helpers.core import config
+from helpers.core.config import TrainingConfig
+from helpers.data import dataset, irmas
+from helpers.demo import synth
 
 
 def _code_cells(path):
@@ -167,14 +170,14 @@ def test_source_none_is_irmas_on_colab_and_the_demo_elsewhere(monkeypatch, tmp_p
 def test_a_later_notebook_names_the_run_and_refuses_another_source(tmp_path):
     run = tmp_path / "run"
     manifest = pd.DataFrame({c: [] for c in irmas.MANIFEST_COLUMNS})
-    runs.save_dataset(run, "irmas", tmp_path / "data", manifest, ("gac", "pia"))
-    line = runs.describe(run)
+    dataset.save_dataset(run, "irmas", tmp_path / "data", manifest, ("gac", "pia"))
+    line = dataset.describe(run)
     assert "IRMAS" in line and "gac, pia" in line and "notebook 01" in line
-    assert runs.describe(run, "irmas", ["gac", "pia"]) == line
+    assert dataset.describe(run, "irmas", ["gac", "pia"]) == line
     with pytest.raises(ValueError, match="source='demo'.*'irmas'.*01_download"):
-        runs.describe(run, "demo")
+        dataset.describe(run, "demo")
     with pytest.raises(ValueError, match="instruments"):
-        runs.describe(run, None, "all")
+        dataset.describe(run, None, "all")
 
 
 def test_the_twin_pins_colabs_versions_but_not_its_cuda_torch():

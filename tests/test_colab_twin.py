@@ -16,9 +16,11 @@ from irmas_shaped import pick, render, serve_archives
 from served import serve
 
 import helpers
-from helpers import irmas, notebooks, results, runs
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT
-from helpers.layout import RunLayout
+from helpers import notebooks
+from helpers.core import results
+from helpers.core.config import CLASSES, IRMAS_TEST_SPLIT
+from helpers.core.layout import RunLayout
+from helpers.data import dataset, irmas
 
 CLONE = os.environ.get("COLAB_TWIN_REPO")
 pytestmark = pytest.mark.skipif(CLONE is None, reason="the Colab twin runs it: make test-colab")
@@ -45,7 +47,7 @@ def test_run_all_on_irmas_with_colabs_versions(tmp_path, monkeypatch):
         params = {**TINY_PARAMS, "source": "irmas", "data_dir": str(data)}
         notebooks.run_all(run, params, folder=Path(CLONE) / "notebooks")
     layout = RunLayout(run)
-    manifest, data_dir, recorded = runs.load_dataset(layout)
+    manifest, data_dir, recorded = dataset.load_dataset(layout)
     assert recorded == "irmas" and data_dir == data
     assert set(manifest["path"]) == set(irmas.select(rows, CLASSES)["path"])
     assert not list((data / "archives").glob("*.zip")), "each archive deleted once unpacked"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from helpers import config
-from helpers.config import TrainingConfig
+from helpers.core import config
+from helpers.core.config import TrainingConfig
 
 
 def test_home_precedence_explicit_then_env_then_drive_then_here(tmp_path, monkeypatch):

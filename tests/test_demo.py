@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import demo, irmas, synth
-from helpers.config import CLASSES, IRMAS_TEST_SPLIT, SAMPLE_RATE, SPLITS
+from helpers.core.config import CLASSES, IRMAS_TEST_SPLIT, SAMPLE_RATE, SPLITS
+from helpers.data import irmas
+from helpers.demo import render_set, synth
 
 
 def test_layout_and_format_are_irmas(demo_set):
     root, manifest = demo_set
     train = manifest[manifest["split"].isin(SPLITS)]
-    expected = demo.recordings_per_instrument(6)
+    expected = render_set.recordings_per_instrument(6)
     assert train.groupby("instrument")["recording"].nunique().to_dict() == expected
     assert (train.groupby("recording").size() == 3).all()
     for path in train["path"]:
@@ -47,18 +48,18 @@ def test_clips_are_not_silent_and_excerpts_differ(demo_set):
 
 def test_same_seed_same_files_and_reuse(demo_set, tmp_path):
     root, manifest = demo_set
-    again = demo.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False)
+    again = render_set.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False)
     assert list(again["md5"]) == list(manifest["md5"])
     stamp = (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns
-    demo.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False)
+    render_set.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False)
     assert (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns == stamp
 
 
 @pytest.mark.slow
 def test_other_seed_other_music(tmp_path):
-    a = demo.render_demo(tmp_path / "a", recordings_per_class=6, test_songs=0, seed=1,
+    a = render_set.render_demo(tmp_path / "a", recordings_per_class=6, test_songs=0, seed=1,
                          progress=False)
-    b = demo.render_demo(tmp_path / "b", recordings_per_class=6, test_songs=0, seed=2,
+    b = render_set.render_demo(tmp_path / "b", recordings_per_class=6, test_songs=0, seed=2,
                          progress=False)
     assert set(a["md5"]).isdisjoint(b["md5"])
 
@@ -77,19 +78,19 @@ def test_soundfonts_found_and_missing_ones_named(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_set_rendered_with_one_soundfont_only(tmp_path):
-    tim = demo.render_demo(tmp_path / "tim", recordings_per_class=6, test_songs=0,
+    tim = render_set.render_demo(tmp_path / "tim", recordings_per_class=6, test_songs=0,
                            progress=False, soundfonts=["TimGM6mb.sf2"])
-    both = demo.render_demo(tmp_path / "both", recordings_per_class=6, test_songs=0,
+    both = render_set.render_demo(tmp_path / "both", recordings_per_class=6, test_songs=0,
                             progress=False)
     assert list(tim["path"]) == list(both["path"]) and set(tim["md5"]) != set(both["md5"])
     with pytest.raises(FileNotFoundError, match="Arachno.sf2.*apt-get install"):
-        demo.render_demo(tmp_path / "x", 6, 0, progress=False, soundfonts=["Arachno.sf2"])
+        render_set.render_demo(tmp_path / "x", 6, 0, progress=False, soundfonts=["Arachno.sf2"])
 
 
 @pytest.mark.slow
 def test_random_timbre_plays_the_same_notes_with_other_sounds_and_is_deterministic(tmp_path):
     def render(folder, timbre):
-        return demo.render_demo(tmp_path / folder, recordings_per_class=6, test_songs=1,
+        return render_set.render_demo(tmp_path / folder, recordings_per_class=6, test_songs=1,
                                 progress=False, soundfonts=["FluidR3_GM.sf2"], timbre=timbre)
 
     fixed, rand, again = render("fixed", "fixed"), render("rand", "random"), render("again",
@@ -100,18 +101,20 @@ def test_random_timbre_plays_the_same_notes_with_other_sounds_and_is_determinist
     b = sf.read(tmp_path / "rand" / rand["path"].iloc[0])[0].mean(1)
     # the same notes: the two renderings' loudness contours follow each other
     assert np.corrcoef(_contour(a), _contour(b))[0, 1] > 0.3
-    assert json.loads((tmp_path / "rand" / demo.PARAMS_FILE).read_text())["timbre"] == "random"
+    params = json.loads((tmp_path / "rand" / render_set.PARAMS_FILE).read_text())
+    assert params["timbre"] == "random"
     with pytest.raises(ValueError, match="timbre='wild'.*fixed"):
-        demo.render_demo(tmp_path / "x", 6, 0, progress=False, timbre="wild")
+        render_set.render_demo(tmp_path / "x", 6, 0, progress=False, timbre="wild")
 
 
 def test_a_set_rendered_before_timbre_was_a_setting_is_reused(tmp_path):
-    manifest = demo.render_demo(tmp_path, recordings_per_class=6, test_songs=0, progress=False)
-    params = json.loads((tmp_path / demo.PARAMS_FILE).read_text())
+    manifest = render_set.render_demo(tmp_path, recordings_per_class=6, test_songs=0,
+                                      progress=False)
+    params = json.loads((tmp_path / render_set.PARAMS_FILE).read_text())
     del params["timbre"]
-    (tmp_path / demo.PARAMS_FILE).write_text(json.dumps(params))
+    (tmp_path / render_set.PARAMS_FILE).write_text(json.dumps(params))
     stamp = (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns
-    demo.render_demo(tmp_path, recordings_per_class=6, test_songs=0, progress=False)
+    render_set.render_demo(tmp_path, recordings_per_class=6, test_songs=0, progress=False)
     assert (tmp_path / manifest["path"].iloc[0]).stat().st_mtime_ns == stamp
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from helpers import demo, synth
+from helpers.demo import render_set, synth
 
 FIXTURE = REPO / "tests" / "fixtures" / "demo_render.json"
 SETS = {"fixed": {}, "random": {"timbre": "random"}}  # 6 recordings, 1 test song, four
@@ -34,7 +34,7 @@ def render(folder: Path) -> dict[str, str]:
     """sha256 of every file of the two small sets, by path under `folder`."""
     out = {}
     for name, knobs in SETS.items():
-        demo.render_demo(folder / name, recordings_per_class=6, test_songs=1, progress=False,
+        render_set.render_demo(folder / name, recordings_per_class=6, test_songs=1, progress=False,
                          **knobs)
         out |= {f"{name}/{p.relative_to(folder / name)}": _sha256(p)
                 for p in sorted((folder / name).rglob("*")) if p.is_file()}

@@ -10,7 +10,7 @@ import pytest
 from conftest import write_wav
 from served import Handler, serve
 
-from helpers import download, irmas
+from helpers.data import download, irmas
 
 CLIP = "IRMAS-TrainingData/gac/[gac][cla]0001__1.wav"
 

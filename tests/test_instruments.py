@@ -6,24 +6,14 @@ import shutil
 import matplotlib.pyplot as plt
 import pytest
 
-from helpers import (
-    analysis,
-    cache,
-    checkpoints,
-    config,
-    demo,
-    irmas,
-    mixing,
-    models,
-    plots,
-    report,
-    runs,
-    stage1,
-    stage2,
-    widgets,
-)
-from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS, TrainingConfig
-from helpers.layout import RunLayout
+from helpers.core import config
+from helpers.core.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS, TrainingConfig
+from helpers.core.layout import RunLayout
+from helpers.data import cache, dataset, irmas, mixing
+from helpers.demo import render_set
+from helpers.evaluate import analysis, plots, report, widgets
+from helpers.models import checkpoints, networks
+from helpers.train import stage1, stage2
 
 pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
 
@@ -45,8 +35,8 @@ def eleven(tmp_path_factory):
     """A run folder on all eleven instruments: rendered, recorded, cached."""
     tmp = tmp_path_factory.mktemp("eleven")
     data, run = tmp / "data", RunLayout(tmp / "run")
-    manifest = demo.render_demo(data, **ELEVEN, progress=False, instruments=ALL_CLASSES)
-    runs.save_dataset(run, "demo", data, manifest, ALL_CLASSES)
+    manifest = render_set.render_demo(data, **ELEVEN, progress=False, instruments=ALL_CLASSES)
+    dataset.save_dataset(run, "demo", data, manifest, ALL_CLASSES)
     cache.build_all(manifest, data, run, progress=False, classes=ALL_CLASSES)
     return run, manifest
 
@@ -55,7 +45,7 @@ def test_the_demo_renders_all_eleven_in_irmas_proportions(eleven):
     _, manifest = eleven
     train = manifest[manifest["split"].isin(SPLITS)]
     per_class = train.groupby("instrument")["recording"].nunique().to_dict()
-    assert per_class == demo.recordings_per_instrument(10, ALL_CLASSES)
+    assert per_class == render_set.recordings_per_instrument(10, ALL_CLASSES)
     assert per_class["voi"] == 10 and per_class["cel"] == 5
     assert train.groupby("instrument")["split"].nunique().eq(3).all()
     test = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
@@ -65,11 +55,11 @@ def test_the_demo_renders_all_eleven_in_irmas_proportions(eleven):
 
 def test_the_seeds_four_render_as_before_eleven_existed(demo_set, tmp_path):
     root, manifest = demo_set
-    again = demo.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False,
+    again = render_set.render_demo(tmp_path, recordings_per_class=6, test_songs=2, progress=False,
                              instruments=("vio", "gac", "tru", "pia"))
     assert list(again["md5"]) == list(manifest["md5"])
     with pytest.raises(ValueError, match="banjo.*valid: cel"):
-        demo.render_demo(tmp_path / "x", 6, 0, progress=False, instruments=("banjo",))
+        render_set.render_demo(tmp_path / "x", 6, 0, progress=False, instruments=("banjo",))
 
 
 def test_caches_plans_and_models_take_the_class_list_from_the_run(eleven, capsys):
@@ -91,8 +81,8 @@ def test_caches_plans_and_models_take_the_class_list_from_the_run(eleven, capsys
                                                       "Mixes holding each instrument"]
     assert len(figure.axes[1].get_yticklabels()) == 11
     plt.close(figure)
-    head = models.build("transfer", n_outputs=11)
-    assert models.count_parameters(head) == 31_111  # 30,754 for four
+    head = networks.build("transfer", n_outputs=11)
+    assert networks.count_parameters(head) == 31_111  # 30,754 for four
 
 
 def test_both_stages_train_and_are_analysed_on_eleven(eleven):
@@ -127,7 +117,7 @@ def test_a_model_of_another_instrument_set_is_refused_with_both_lists(eleven, de
     run, _ = eleven
     four = RunLayout(tmp_path / "four")
     root, manifest = demo_set
-    runs.save_dataset(four, "demo", root, manifest, classes=CLASSES)
+    dataset.save_dataset(four, "demo", root, manifest, classes=CLASSES)
     for split in SPLITS:
         cache.build_split(manifest, root, split, four.cache(split), progress=False, classes=CLASSES)
     four.model("stage1", "mel").folder.mkdir(parents=True)
@@ -136,8 +126,8 @@ def test_a_model_of_another_instrument_set_is_refused_with_both_lists(eleven, de
                        match=r"trained on cel, cla, .*voi, but this run is on gac, pia, tru, vio"):
         analysis.evaluate_clips(four)
     with pytest.raises(ValueError, match="prepared for gac, pia, tru, vio"):
-        runs.instruments(four, "all")
-    assert runs.instruments(four) == runs.instruments(four, "default") == CLASSES
+        dataset.instruments(four, "all")
+    assert dataset.instruments(four) == dataset.instruments(four, "default") == CLASSES
 
 
 def test_the_packaged_manifest_selects_any_set():

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, shared_irmas
 
-from helpers import irmas, splits
-from helpers.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS
+from helpers.core.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS
+from helpers.data import irmas, splits
 
 
 def test_parses_both_training_name_forms():

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from helpers import metrics
-from helpers.config import CLASSES
+from helpers.core import metrics
+from helpers.core.config import CLASSES
 
 
 def test_single_label_summary_matches_hand_counts():

@@ -4,8 +4,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from helpers import cache, mixing
-from helpers.config import CLASSES
+from helpers.core.config import CLASSES
+from helpers.data import cache, mixing
 
 LABELS = torch.tensor([0] * 9 + [1] * 12 + [2] * 7 + [3] * 8)
 

@@ -2,14 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import models
-from helpers.config import CLASSES, CLIP_SAMPLES
+from helpers.core.config import CLASSES, CLIP_SAMPLES
+from helpers.models import networks
 
 
 def test_wave1d_cnn_is_the_2020_architecture():
-    model = models.Wave1DCNN(n_outputs=len(CLASSES))
-    assert models.count_parameters(model, (nn.Conv1d, nn.Linear)) == 81_166
-    assert models.count_parameters(model) == 81_650  # with batch-norm affine parameters
+    model = networks.Wave1DCNN(n_outputs=len(CLASSES))
+    assert networks.count_parameters(model, (nn.Conv1d, nn.Linear)) == 81_166
+    assert networks.count_parameters(model) == 81_650  # with batch-norm affine parameters
     convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
         (2, 64, 11), (64, 64, 9), (64, 64, 7), (64, 32, 5), (32, 16, 5), (16, 2, 5)]
@@ -19,7 +19,7 @@ def test_wave1d_cnn_is_the_2020_architecture():
 
 
 def test_wave1d_cnn_shapes_and_features():
-    model = models.Wave1DCNN(n_outputs=len(CLASSES)).eval()
+    model = networks.Wave1DCNN(n_outputs=len(CLASSES)).eval()
     x = torch.randn(2, 2, CLIP_SAMPLES)
     assert model(x).shape == (2, 4)
     assert model.features(x).shape == (2, 254)
@@ -28,9 +28,9 @@ def test_wave1d_cnn_shapes_and_features():
 def test_mel_cnn_is_compact_and_cheap():
     from torch.utils.flop_counter import FlopCounterMode
 
-    mel = models.MelCNN(n_outputs=len(CLASSES)).eval()
-    wave1d = models.Wave1DCNN(n_outputs=len(CLASSES)).eval()
-    assert models.count_parameters(mel) <= 500_000
+    mel = networks.MelCNN(n_outputs=len(CLASSES)).eval()
+    wave1d = networks.Wave1DCNN(n_outputs=len(CLASSES)).eval()
+    assert networks.count_parameters(mel) <= 500_000
     x = torch.randn(1, 2, CLIP_SAMPLES)
     flops = {}
     for name, model in (("mel", mel), ("wave1d", wave1d)):
@@ -42,15 +42,15 @@ def test_mel_cnn_is_compact_and_cheap():
 
 
 def test_build_names_the_choices():
-    assert isinstance(models.build("mel", n_outputs=3), models.MelCNN)
+    assert isinstance(networks.build("mel", n_outputs=3), networks.MelCNN)
     with pytest.raises(ValueError, match="'ast', 'mel', 'musicnn', 'transfer', 'wave1d'"):
-        models.build("resnet", n_outputs=len(CLASSES))
+        networks.build("resnet", n_outputs=len(CLASSES))
 
 
 def test_one_naming_rule_for_pretrained_backbones():
-    assert models.pretrained_name("transfer-musicnn") == ("musicnn", True)
-    assert models.pretrained_name("transfer-ast") == ("ast", True)
-    assert models.pretrained_name("musicnn-finetune") == ("musicnn", False)
-    assert models.pretrained_name("mel") == ("mel", False)
-    assert all(models.pretrained_name(f"transfer-{b}")[0] in models.MODELS
-               for b in models.BACKBONES)
+    assert networks.pretrained_name("transfer-musicnn") == ("musicnn", True)
+    assert networks.pretrained_name("transfer-ast") == ("ast", True)
+    assert networks.pretrained_name("musicnn-finetune") == ("musicnn", False)
+    assert networks.pretrained_name("mel") == ("mel", False)
+    assert all(networks.pretrained_name(f"transfer-{b}")[0] in networks.MODELS
+               for b in networks.BACKBONES)

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from helpers import musicnn
+from helpers.models import musicnn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
 REF = np.load(FIXTURES / "reference.npz")

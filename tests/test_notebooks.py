@@ -7,9 +7,13 @@ import pytest
 import torch
 from conftest import REPO, TINY_PARAMS
 
-from helpers import cache, checkpoints, notebooks, report, results, runs, showcase
-from helpers.config import IRMAS_TEST_SPLIT
-from helpers.layout import RunLayout
+from helpers import notebooks
+from helpers.core import results
+from helpers.core.config import IRMAS_TEST_SPLIT
+from helpers.core.layout import RunLayout
+from helpers.data import cache, dataset
+from helpers.evaluate import report, showcase
+from helpers.models import checkpoints
 
 
 def test_notebooks_in_git_carry_no_outputs():
@@ -50,7 +54,7 @@ def test_all_notebooks_run_end_to_end(notebook_run):
     assert [p.name for p in pictures] == [f"0{i}.png" for i in range(1, 7)]
     drawn_excerpt = showcase.timeline(run, run.parent / "timeline.png")
     assert drawn_excerpt.read_bytes()[:4] == b"\x89PNG" and drawn_excerpt.stat().st_size > 10_000
-    manifest = runs.load_dataset(run)[0]
+    manifest = dataset.load_dataset(run)[0]
     excerpts = manifest[manifest["split"] == IRMAS_TEST_SPLIT]
     drawn = sorted(layout.figure("x").parent.glob("06_timeline_*.png"))
     assert len(drawn) == min(6, len(excerpts)) and all(p.stat().st_size > 10_000 for p in drawn)

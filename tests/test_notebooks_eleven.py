@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from helpers import results
-from helpers.config import ALL_CLASSES
-from helpers.layout import RunLayout
+from helpers.core import results
+from helpers.core.config import ALL_CLASSES
+from helpers.core.layout import RunLayout
 
 
 @pytest.mark.notebooks

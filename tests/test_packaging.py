@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from helpers import irmas
+from helpers.data import irmas
 
 pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
 
@@ -35,7 +35,7 @@ def test_wheel_ships_the_manifest_and_the_command(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    code = ("import helpers, helpers.irmas as i; print(helpers.__file__); "
+    code = ("import helpers, helpers.data.irmas as i; print(helpers.__file__); "
             "print(len(i.read_manifest(i.packaged_manifest())))")
     done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, check=True,
                           capture_output=True, text=True)

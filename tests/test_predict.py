@@ -1,4 +1,4 @@
-"""`helpers.predict` on real audio files and real (untrained) checkpoints."""
+"""`helpers.evaluate.predict` on real audio files and real (untrained) checkpoints."""
 
 import json
 import re
@@ -12,9 +12,11 @@ import soundfile as sf
 import torch
 from conftest import BAD_KINDS, REPO, bad_audio_files, write_wav
 
-from helpers import checkpoints, models, predict
-from helpers.audio import peak_normalise, read_audio
-from helpers.config import CLASSES, CLIP_SAMPLES
+from helpers import cli
+from helpers.core.config import CLASSES, CLIP_SAMPLES
+from helpers.data.audio import peak_normalise, read_audio
+from helpers.evaluate import predict
+from helpers.models import checkpoints, networks
 
 
 def _starts(n: int, length: int, hop: int, block: int) -> list[int]:
@@ -83,28 +85,28 @@ def test_command_predicts_good_files_and_names_bad_ones(checkpoint, tmp_path, ca
     good = write_wav(tmp_path / "good song.wav", 4.0)
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio at all")
-    code = predict.main(["--checkpoint", str(checkpoint), str(bad), str(good), "--json"])
+    code = cli.main(["--checkpoint", str(checkpoint), str(bad), str(good), "--json"])
     out, err = capsys.readouterr()
     assert code == 1
     assert err.count("\n") == 1 and "notes.wav" in err and "Traceback" not in err
     failure, row = map(json.loads, out.splitlines())
     assert failure["file"] == str(bad) and "notes.wav" in failure["error"]
     assert row["path"] == str(good) and set(row["probabilities"]) == {"gac", "pia", "tru", "vio"}
-    assert predict.main(["--checkpoint", str(checkpoint), str(good)]) == 0
+    assert cli.main(["--checkpoint", str(checkpoint), str(good)]) == 0
     assert "good song.wav (4.0 s):" in capsys.readouterr().out
 
 
 def test_command_refuses_what_is_not_a_usable_checkpoint(tmp_path, capsys):
     song = write_wav(tmp_path / "a.wav", 1.0)
-    head = checkpoints.save_checkpoint(tmp_path / "head.pt", models.build("transfer",
+    head = checkpoints.save_checkpoint(tmp_path / "head.pt", networks.build("transfer",
                                                                           n_outputs=len(CLASSES)),
                                        checkpoints.model_meta("transfer", task="multi",
                                                               classes=CLASSES))
     plain = tmp_path / "plain.pt"
-    torch.save(models.build("mel", n_outputs=len(CLASSES)).state_dict(), plain)
+    torch.save(networks.build("mel", n_outputs=len(CLASSES)).state_dict(), plain)
     for path, message in [(head, "features"), (plain, "not a checkpoint"),
                           (tmp_path / "none.pt", "no checkpoint")]:
-        assert predict.main(["--checkpoint", str(path), str(song)]) == 2
+        assert cli.main(["--checkpoint", str(path), str(song)]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
 
@@ -118,7 +120,7 @@ def test_silence_names_no_instrument(checkpoint, tmp_path, capsys, samples):
     result = predict.Predictor(checkpoint)(path)
     assert result.silent and result.present == []
     assert all(p == 0 for p in result.probabilities.values())
-    assert predict.main(["--checkpoint", str(checkpoint), str(path)]) == 0
+    assert cli.main(["--checkpoint", str(checkpoint), str(path)]) == 0
     assert "silent, no instrument named" in capsys.readouterr().out
 
 
@@ -139,7 +141,7 @@ def test_silent_windows_are_left_out_of_the_average(checkpoint, tmp_path):
 @pytest.mark.parametrize("rate", [44_099, 44_056, 22_050, 48_000])
 def test_odd_sample_rates_cost_memory_in_proportion(checkpoint, tmp_path, rate):
     path = write_wav(tmp_path / f"odd {rate}.wav", 4.0, sr=rate)
-    code = ("import resource, sys; from helpers import predict; "
+    code = ("import resource, sys; from helpers.evaluate import predict; "
             "p = predict.Predictor(sys.argv[1]); p(sys.argv[2]); "
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
             "r = p(sys.argv[2]); "
@@ -157,7 +159,7 @@ def test_peak_memory_does_not_grow_with_the_length_of_the_file(checkpoint, tmp_p
     """After a 30-second file, a 10-minute one costs hardly more: it is read in blocks."""
     short = write_wav(tmp_path / "short.wav", 30.0, sr=22_050)
     long = write_wav(tmp_path / "long.wav", 600.0, sr=22_050)
-    code = ("import resource, sys; from helpers import predict; "
+    code = ("import resource, sys; from helpers.evaluate import predict; "
             "p = predict.Predictor(sys.argv[1]); p(sys.argv[2]); "
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; p(sys.argv[3]); "
             "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
@@ -178,7 +180,7 @@ def test_the_command_rejects_bad_options_in_one_line(checkpoint, tmp_path, capsy
                                                       value, message):
     song = write_wav(tmp_path / "a.wav", 1.0)
     with pytest.raises(SystemExit) as exit_:
-        predict.main(["--checkpoint", str(checkpoint), str(song), flag, value])
+        cli.main(["--checkpoint", str(checkpoint), str(song), flag, value])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err.splitlines()[-1] and "Traceback" not in err
@@ -188,7 +190,7 @@ def test_the_command_rejects_bad_options_in_one_line(checkpoint, tmp_path, capsy
 def test_cuda_without_a_gpu_says_so_not_blaming_the_checkpoint(checkpoint, tmp_path, capsys):
     song = write_wav(tmp_path / "a.wav", 1.0)
     with pytest.raises(SystemExit) as exit_:
-        predict.main(["--checkpoint", str(checkpoint), str(song), "--device", "cuda"])
+        cli.main(["--checkpoint", str(checkpoint), str(song), "--device", "cuda"])
     assert exit_.value.code == 2 and "no CUDA GPU" in capsys.readouterr().err
 
 
@@ -196,7 +198,7 @@ def test_cuda_without_a_gpu_says_so_not_blaming_the_checkpoint(checkpoint, tmp_p
 def test_each_bad_file_is_one_line_naming_it(checkpoint, tmp_path, capsys, kind):
     bad = bad_audio_files(tmp_path)[kind]
     good = write_wav(tmp_path / "fine.wav", 2.0)
-    assert predict.main(["--checkpoint", str(checkpoint), str(bad), str(good)]) == 1
+    assert cli.main(["--checkpoint", str(checkpoint), str(bad), str(good)]) == 1
     out, err = capsys.readouterr()
     assert err.startswith(f"error: {bad}") and err.count("\n") == 1
     assert out.startswith(str(good)), "the other files are still predicted"
@@ -212,7 +214,7 @@ def test_ten_minute_recording(checkpoint, tmp_path):
 def test_command_line_process_exit_status_and_no_traceback(checkpoint, tmp_path):
     good = write_wav(tmp_path / "a.wav", 3.0)
     missing = tmp_path / "missing.wav"
-    done = subprocess.run([sys.executable, "-m", "helpers.predict", "--checkpoint",
+    done = subprocess.run([sys.executable, "-m", "helpers.cli", "--checkpoint",
                            str(checkpoint), str(good), str(missing)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -247,7 +249,7 @@ def test_a_cut_off_mp3_says_how_much_decoded(checkpoint, tmp_path, capsys):
              format="MP3")
     cut = tmp_path / "cut.mp3"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    assert predict.main(["--checkpoint", str(checkpoint), str(cut)]) == 0
+    assert cli.main(["--checkpoint", str(checkpoint), str(cut)]) == 0
     line = capsys.readouterr().out
     assert re.search(r"decoded [12]\.\d of 4\.0 s", line), line
 
@@ -260,7 +262,7 @@ def test_plot_draws_each_file_window_by_window(checkpoint, tmp_path, capsys):
     quiet = np.concatenate([data, 10 ** (-40 / 20) * data])  # its noise floor: left out
     sf.write(tmp_path / "song.wav", quiet.astype(np.float32), sr)
     out = tmp_path / "plots"
-    code = predict.main(["--checkpoint", str(checkpoint), "--plot", str(out), "--json",
+    code = cli.main(["--checkpoint", str(checkpoint), "--plot", str(out), "--json",
                          str(loud), str(tmp_path / "song.wav")])
     captured = capsys.readouterr()
     assert code == 0
@@ -278,5 +280,5 @@ def test_plot_draws_each_file_window_by_window(checkpoint, tmp_path, capsys):
     probs = np.array([p for p, on in zip(second["timeline"]["probabilities"],
                                          second["timeline"]["counted"]) if on])
     assert np.allclose(probs.mean(0), list(second["probabilities"].values()), atol=1e-6)
-    predict.main(["--checkpoint", str(checkpoint), "--json", str(loud)])
+    cli.main(["--checkpoint", str(checkpoint), "--json", str(loud)])
     assert "timeline" not in json.loads(capsys.readouterr().out), "only when drawn"

@@ -17,7 +17,10 @@ import soundfile as sf
 import torch
 from conftest import REPO, write_wav
 
-from helpers import audio, checkpoints, predict
+from helpers import cli
+from helpers.data import audio
+from helpers.evaluate import predict
+from helpers.models import checkpoints
 
 FIXTURES = REPO / "tests" / "fixtures" / "musicnn"
 SR = 22_050
@@ -134,7 +137,7 @@ def test_a_cut_ogg_says_it_is_cut(checkpoint, predictor, tmp_path, capsys, subty
     whole = _write(tmp_path / f"song.{subtype.lower()}.ogg", _hiss(4, -20)[: 4 * SR], sr,
                    format="OGG", subtype=subtype)
     assert not predictor(whole).cut
-    code = predict.main(["--checkpoint", str(checkpoint), str(_cut(whole))])
+    code = cli.main(["--checkpoint", str(checkpoint), str(_cut(whole))])
     out, err = capsys.readouterr()
     if code == 0:  # decoded up to the cut, and said so
         assert "cut: the stream ends without its last page" in out
@@ -188,7 +191,7 @@ def test_many_channels_cost_memory_by_bytes_not_seconds(checkpoint, tmp_path):
     with sf.SoundFile(path, "w", 192_000, 128, subtype="PCM_16") as f:
         for _ in range(4):
             f.write((0.1 * rng.standard_normal((96_000, 128))).astype(np.float32))
-    code = ("import resource, sys; from helpers import predict; "
+    code = ("import resource, sys; from helpers.evaluate import predict; "
             "p = predict.Predictor(sys.argv[1]); p(sys.argv[2][:-8] + 'tiny.wav'); "
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; r = p(sys.argv[2]); "
             "print(r.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
@@ -202,7 +205,7 @@ def test_many_channels_cost_memory_by_bytes_not_seconds(checkpoint, tmp_path):
 
 
 def _cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpers.predict", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "helpers.cli", *map(str, args)], cwd=REPO,
                           capture_output=True, timeout=300, **kwargs)
 
 
@@ -263,7 +266,7 @@ def test_json_is_strict_and_holds_one_object_per_input(checkpoint, tmp_path):
 @pytest.mark.slow
 def test_results_are_flushed_as_they_come_and_a_closed_pipe_ends_quietly(checkpoint, tmp_path):
     short, long = write_wav(tmp_path / "short.wav", 2.0), write_wav(tmp_path / "long.wav", 300.0)
-    with subprocess.Popen([sys.executable, "-m", "helpers.predict", "--checkpoint",
+    with subprocess.Popen([sys.executable, "-m", "helpers.cli", "--checkpoint",
                            str(checkpoint), str(short), str(long)], cwd=REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as running:
         first = running.stdout.readline()  # block-buffered, it would come only at the end

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import splits
+from helpers.data import splits
 
 
 def _rows(counts: dict[str, int], per_recording: int = 3) -> pd.DataFrame:

@@ -6,27 +6,18 @@ import torch
 from conftest import cached_run
 from torch import nn
 
-from helpers import (
-    analysis,
-    cache,
-    checkpoints,
-    embed,
-    metrics,
-    mixing,
-    models,
-    predict,
-    results,
-    stage1,
-    stage2,
-    training,
-)
-from helpers.config import CLASSES, SPLITS, TrainingConfig
-from helpers.layout import RunLayout
+from helpers.core import metrics, results
+from helpers.core.config import CLASSES, SPLITS, TrainingConfig
+from helpers.core.layout import RunLayout
+from helpers.data import cache, mixing
+from helpers.evaluate import analysis, predict
+from helpers.models import checkpoints, embed, networks
+from helpers.train import loop, stage1, stage2
 
 
 def test_transfer_head_is_the_2020_projects():
-    head = models.TransferHead(n_outputs=len(CLASSES))
-    assert models.count_parameters(head, trainable_only=True) == 30_754
+    head = networks.TransferHead(n_outputs=len(CLASSES))
+    assert networks.count_parameters(head, trainable_only=True) == 30_754
     assert [m.out_features for m in head.modules() if isinstance(m, nn.Linear)] == [100, 50, 4]
     assert head.layers[0].p == 0.2
     assert not any(isinstance(m, (nn.ReLU, nn.Sigmoid)) for m in head.modules())
@@ -36,7 +27,7 @@ def test_transfer_head_is_the_2020_projects():
 def run(demo_set, tmp_path_factory):
     run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     torch.manual_seed(0)
-    extractor = models.Wave1DCNN(n_outputs=len(CLASSES)).train()
+    extractor = networks.Wave1DCNN(n_outputs=len(CLASSES)).train()
     with torch.no_grad():  # move BatchNorm statistics away from their defaults
         extractor(cache.load_split(run_dir / "cache" / "train.pt").waves[:4].float())
     checkpoints.save_checkpoint(RunLayout(run_dir).model("stage1", "wave1d").best, extractor,
@@ -100,7 +91,7 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
 
     torch.manual_seed(1)  # a new Stage-1 checkpoint: features only
     checkpoints.save_checkpoint(layout.model("stage1", "wave1d").best,
-                                models.Wave1DCNN(n_outputs=len(CLASSES)),
+                                networks.Wave1DCNN(n_outputs=len(CLASSES)),
                                 checkpoints.model_meta("wave1d", classes=CLASSES))
     new = stage2.cached_features(run, torch.device("cpu"), progress=False)
     assert _files(plans) == plans and _all_rewritten(features)
@@ -160,7 +151,7 @@ def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
     for key in conv:
         assert torch.equal(tuned.state_dict()[key], start.state_dict()[key]), key
     torch.manual_seed(config.random_seed)
-    scratch = models.build("mel", n_outputs=len(CLASSES)).state_dict()
+    scratch = networks.build("mel", n_outputs=len(CLASSES)).state_dict()
     assert not all(torch.equal(scratch[k], start.state_dict()[k]) for k in conv)
 
 
@@ -207,7 +198,7 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
     # the thresholds are those that maximise F1 on the validation mixes, not on the test ones
     model, _ = checkpoints.load_model(layout.model("stage2", "mel").best)
     waves, plan = stage2.load_mixes(run)["val"]
-    logits, targets = training.predict(model, mixing.MixBatches(waves, plan, 64))
+    logits, targets = loop.predict(model, mixing.MixBatches(waves, plan, 64))
     assert thresholds == metrics.tune_thresholds(torch.sigmoid(logits), targets)
     assert predict.Predictor(layout.model("stage2", "mel").best).threshold == thresholds
     assert predict.Predictor(layout.model("stage2", "mel").best, threshold=0.3).threshold == 0.3
@@ -224,7 +215,7 @@ def test_tuned_thresholds_maximise_validation_f1_per_class():
 def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
     layout = RunLayout(run)
     torch.manual_seed(0)
-    checkpoints.save_checkpoint(layout.model("stage1", "mel").best, models.build("mel",
+    checkpoints.save_checkpoint(layout.model("stage1", "mel").best, networks.build("mel",
                                                                                  n_outputs=len(CLASSES)),
                                 checkpoints.model_meta("mel", classes=CLASSES))
     config = TrainingConfig(epochs=2, lr=3e-3, progress=False, device="cpu")

@@ -13,20 +13,14 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from helpers import (
-    augment,
-    cache,
-    checkpoints,
-    metrics,
-    models,
-    report,
-    results,
-    stage1,
-    training,
-)
-from helpers.batches import ClipBatches, TensorBatches
-from helpers.config import CLASSES, PLAIN, TrainingConfig
-from helpers.layout import ModelFiles
+from helpers.core import metrics, results
+from helpers.core.config import CLASSES, PLAIN, TrainingConfig
+from helpers.core.layout import ModelFiles
+from helpers.data import augment, cache
+from helpers.data.batches import ClipBatches, TensorBatches
+from helpers.evaluate import report
+from helpers.models import checkpoints, networks
+from helpers.train import loop, stage1
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +44,7 @@ def _fit(tiny, out, epochs, stop_after=None, spy=None, recipe=False, **knobs):
     """MelCNN fitted on `tiny` as `stage1.train` fits it: with the 2020 project's training at
     lr 3e-3 and `knobs` over it, or with the defaults, the recipe (`recipe=True`)."""
     torch.manual_seed(0)
-    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
+    model = networks.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
     meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32], classes=CLASSES)
     base = {} if recipe else {**PLAIN, "lr": 3e-3}
     config = TrainingConfig.of(**{**base, **knobs, "epochs": epochs, "progress": False,
@@ -59,7 +53,7 @@ def _fit(tiny, out, epochs, stop_after=None, spy=None, recipe=False, **knobs):
     waves = stage1.batch_transform(config, len(CLASSES))
     if spy is not None:  # sees what the real augmentation is given, then lets it run
         waves = spy(waves)
-    result = training.fit(model, tiny["train"], tiny["val"], stage1.loss(config),
+    result = loop.fit(model, tiny["train"], tiny["val"], stage1.loss(config),
                           metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
                           stop_after=stop_after, augment=waves)
     return model, result
@@ -71,7 +65,7 @@ def test_a_few_epochs_lower_the_loss_and_write_everything(tiny, tmp_path):
     assert list(h["epoch"]) == [1, 2, 3, 4]
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
     best, _ = checkpoints.load_model(result.best_path)
-    val = metrics.accuracy_from_logits(*training.predict(best, tiny["val"]))
+    val = metrics.accuracy_from_logits(*loop.predict(best, tiny["val"]))
     assert val == pytest.approx(result.best_score) == h["val_score"].max(), (
         "best.pt holds the weights of the best validation score")
     assert {"best.pt", "last.pt", "history.csv", "history.json"} <= {
@@ -141,7 +135,7 @@ def test_the_learning_rate_follows_the_schedule(tiny, tmp_path):
     last = checkpoints.load_checkpoint(tmp_path / "cosine" / "last.pt")
     lr = last["optimizer"]["param_groups"][0]["lr"]
     steps = len(tiny["train"])
-    expected = 3e-3 * training.lr_factor(TrainingConfig(epochs=2, schedule="cosine",
+    expected = 3e-3 * loop.lr_factor(TrainingConfig(epochs=2, schedule="cosine",
                                                        warmup_epochs=0.5), 1 + (steps - 1) / steps)
     assert lr == pytest.approx(expected) and lr < 3e-3 * 0.1
 
@@ -150,7 +144,7 @@ def test_the_learning_rate_follows_the_schedule(tiny, tmp_path):
 KILLED_MID_EPOCH = """
 import os, signal, sys, torch
 sys.path.insert(0, "tests")
-from helpers.batches import ClipBatches
+from helpers.data.batches import ClipBatches
 from test_training import _fit
 
 class DiesInEpoch2(ClipBatches):
@@ -204,9 +198,9 @@ def test_early_stopping(tiny, tmp_path):
 
 def test_resume_refuses_another_model(tiny, tmp_path):
     _fit(tiny, tmp_path, epochs=1)
-    model = models.Wave1DCNN(length=44_100, n_outputs=len(CLASSES))
+    model = networks.Wave1DCNN(length=44_100, n_outputs=len(CLASSES))
     with pytest.raises(ValueError, match="'mel' model"):
-        training.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
+        loop.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
                      metrics.accuracy_from_logits, ModelFiles(tmp_path),
                      checkpoints.model_meta("wave1d", classes=CLASSES),
                      TrainingConfig(epochs=2, progress=False, device="cpu").for_model("mel"))
@@ -251,7 +245,7 @@ def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets(
 
 
 def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
-    model = models.Wave1DCNN(n_outputs=len(CLASSES))
+    model = networks.Wave1DCNN(n_outputs=len(CLASSES))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     path = checkpoints.save_checkpoint(tmp_path / "m.pt", model.to(device),
                                        checkpoints.model_meta("wave1d", classes=CLASSES))
@@ -264,7 +258,7 @@ def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):
 
 def test_foreign_files_are_refused(tmp_path):
     plain = tmp_path / "plain.pt"
-    torch.save(models.Wave1DCNN(n_outputs=len(CLASSES)).state_dict(),
+    torch.save(networks.Wave1DCNN(n_outputs=len(CLASSES)).state_dict(),
                plain)  # a bare state dict, no metadata
     with pytest.raises(checkpoints.CheckpointError, match="not a checkpoint of this project"):
         checkpoints.load_checkpoint(plain)
@@ -291,7 +285,7 @@ def _as_if_saved_on_cuda(path):
 
 
 def test_checkpoint_saved_from_cuda_tensors_loads_on_cpu(tmp_path):
-    model = models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
+    model = networks.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
     path = checkpoints.save_checkpoint(tmp_path / "gpu.pt", model, checkpoints.model_meta(
         "mel", n_mels=32, widths=[8, 16, 16, 32], classes=CLASSES))
     _as_if_saved_on_cuda(path)
@@ -306,7 +300,7 @@ def test_checkpoint_saved_from_cuda_tensors_loads_on_cpu(tmp_path):
 
 def test_a_pickled_whole_model_is_refused(tmp_path):
     path = tmp_path / "whole.pt"
-    torch.save(models.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES)), path)
+    torch.save(networks.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES)), path)
     with pytest.raises(checkpoints.CheckpointError, match="whole.pt"):
         checkpoints.load_checkpoint(path)
 
@@ -326,13 +320,13 @@ def test_a_fresh_run_never_replaces_a_best_model_it_did_not_produce(tiny, tmp_pa
 
 def test_schedule_warms_up_then_decays_to_zero_and_constant_stays():
     config = TrainingConfig(epochs=10, schedule="cosine", warmup_epochs=1.0)
-    factors = [training.lr_factor(config, p) for p in np.linspace(0, 10, 101)]
+    factors = [loop.lr_factor(config, p) for p in np.linspace(0, 10, 101)]
     peak = int(np.argmax(factors))
     assert 9 <= peak <= 11 and factors[peak] == pytest.approx(1.0, abs=1e-3)
     assert all(a <= b for a, b in zip(factors[:peak], factors[1:peak + 1]))
     assert all(a >= b for a, b in zip(factors[peak:], factors[peak + 1:]))
     assert factors[-1] == pytest.approx(0.0, abs=1e-9)
-    assert training.lr_factor(TrainingConfig.plain(), 3.7) == 1.0
+    assert loop.lr_factor(TrainingConfig.plain(), 3.7) == 1.0
 
 
 @pytest.mark.parametrize(("device", "capability", "choice", "dtype", "scaled"), [
@@ -345,15 +339,15 @@ def test_schedule_warms_up_then_decays_to_zero_and_constant_stays():
     ("cuda", (8, 0), "float32", None, False),
 ])
 def test_precision_follows_the_device(device, capability, choice, dtype, scaled):
-    assert training.precision_policy(device, capability, choice) == training.Precision(
+    assert loop.precision_policy(device, capability, choice) == loop.Precision(
         dtype, scaled)
 
 
 def test_precision_refuses_what_the_gpu_cannot_do_and_unknown_choices():
     with pytest.raises(ValueError, match="no bfloat16"):
-        training.precision_policy("cuda", (7, 5), "bfloat16")
+        loop.precision_policy("cuda", (7, 5), "bfloat16")
     with pytest.raises(ValueError, match="precision='half'"):
-        training.precision_policy("cuda", (8, 0), "half")
+        loop.precision_policy("cuda", (8, 0), "half")
     with pytest.raises(ValueError, match="precision"):
         TrainingConfig(precision="half")
 
@@ -367,7 +361,7 @@ def test_a_scaled_step_trains_like_an_unscaled_one():
         torch.manual_seed(0)
         model = nn.Linear(5, 3)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        losses = [training.train_step(model, opt, nn.functional.cross_entropy, x, y,
+        losses = [loop.train_step(model, opt, nn.functional.cross_entropy, x, y,
                                       torch.device("cpu"), scaler=scaler) for _ in range(3)]
         steps.append((losses, model.weight.detach().clone()))
     assert steps[0][0] == pytest.approx(steps[1][0], rel=1e-5)

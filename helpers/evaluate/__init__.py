@@ -1,0 +1,1 @@
+"""Hearing whole recordings, analysis, plots, widgets and every results table."""
