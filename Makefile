@@ -26,10 +26,12 @@ DEMO_RUN := runs/demo
 # stage, the heads on frozen musicnn features 30, and shows the slow ones as demonstrations:
 # wave1d one epoch of 4 batches in Stage 1 and one of fine-tuning on mixes, musicnn fine-tuned
 # two epochs of 6 batches per stage (each notebook says so as it trains); wave1d is not trained
-# from scratch on mixes. `make demo-full` trains every model 30 full epochs.
+# from scratch on mixes (notebook 05 trains the rest of its list). `make demo-full` trains every
+# model 30 full epochs.
 DEMO_EPOCHS := "epochs={'mel': 12, 'wave1d': 1, 'wave1d-finetune': 1, 'musicnn-finetune': 2}" \
 	"overrides={'steps_per_epoch': {'wave1d': 4, 'wave1d-finetune': 4, 'musicnn-finetune': 6}}" \
-	"from_scratch=['mel']"
+	"stage2_models=['transfer-musicnn', 'musicnn-finetune', 'mel', 'transfer', 'transfer-mel', \
+	'wave1d-finetune']"
 
 .PHONY: demo demo-full report figures accuracy ablation accuracy-all test test-fast test-colab \
 	colab-constraints lint manifest system-deps clean musicnn-reference

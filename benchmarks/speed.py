@@ -29,15 +29,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers.core.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, TrainingConfig
+from helpers.core.config import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, STAGE1, STAGE2, TrainingConfig
 from helpers.core.literature import PROJECT_2020
 from helpers.data import audio, augment, cache, dataset
 from helpers.data.batches import ClipBatches, TensorBatches
 from helpers.demo import render_set
 from helpers.evaluate import predict
-from helpers.models import checkpoints, networks
-from helpers.train import loop, stage1
-from helpers.train.stage2 import LOSS
+from helpers.models import checkpoints, networks, registry
+from helpers.train import loop, recipe, sources
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).with_name("speed_probe.py")
@@ -56,15 +55,16 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
                config: TrainingConfig | None = None) -> float:
     """Training clips per second of Stage-1 model `name` (forward, backward, optimiser step),
     with what `config` asks for of it (default: the 2020 project's training, no augmentation)."""
-    network = name.removesuffix("-finetune")
-    config = (config or TrainingConfig.plain()).applied("stage1", network, name)
+    spec = registry.spec(name)
+    config = registry.resolve(config or TrainingConfig.plain(), STAGE1, spec).config
     torch.manual_seed(0)
-    model = (networks.build("musicnn", n_outputs=len(CLASSES), frozen=False) if network == "musicnn"
-             else networks.build(name, n_outputs=len(CLASSES))).to(device).train()
-    augment.equip(model, config)
+    model = networks.build(spec.network, n_outputs=len(CLASSES),
+                           **spec.network_kwargs(config)).to(device).train()
+    if spec.log_mel:
+        model.set_augment(augment.spectrogram_augment(config))
     opt = loop.optimizer(model, config)
-    waves = stage1.batch_transform(config, 4)
-    loss = stage1.loss(config)
+    waves = sources.clip_augment(config, len(CLASSES))
+    loss = recipe.STAGE_RECIPES[STAGE1].loss(config)
     x = torch.randn(batch, 2, CLIP_SAMPLES, device=device) * 0.1
     y = torch.arange(batch, device=device) % 4
 
@@ -146,7 +146,8 @@ def transfer_epoch_seconds(device: torch.device, mixes: int = 2265, epochs: int 
     targets = torch.zeros(mixes, 4, device=device)
     targets[torch.arange(mixes), torch.arange(mixes) % 4] = 1
     head = networks.build("transfer", n_outputs=len(CLASSES)).to(device)
-    return head_epoch(head, torch.optim.Adam(head.parameters(), 1e-4), LOSS,
+    return head_epoch(head, torch.optim.Adam(head.parameters(), 1e-4),
+                      recipe.STAGE_RECIPES[STAGE2].loss(TrainingConfig()),
                       TensorBatches(feats, targets, 64, shuffle=True), device, epochs)
 
 
@@ -172,7 +173,8 @@ def head_epoch_seconds(device: torch.device, clips: int = 1508, epochs: int = 5)
     model = networks.build("musicnn", n_outputs=len(CLASSES)).to(device)
     feats = torch.randn(clips, model.backbone.n_features, device=device)
     targets = torch.arange(clips, device=device) % 4
-    return head_epoch(model, loop.optimizer(model, TrainingConfig().for_model("musicnn")),
+    settings = registry.resolve(TrainingConfig(), STAGE1, "transfer-musicnn").config
+    return head_epoch(model, loop.optimizer(model, settings),
                       nn.functional.cross_entropy, TensorBatches(feats, targets, 64, shuffle=True),
                       device, epochs)
 

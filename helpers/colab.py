@@ -23,7 +23,7 @@ import torch
 
 from helpers.core.config import DRIVE_HOME, DRIVE_MOUNT, TrainingConfig, in_colab
 from helpers.demo.synth import locate_soundfont
-from helpers.models import musicnn
+from helpers.models import musicnn, registry
 from helpers.train import loop
 
 # apt package -> the file it provides that the demo renderer needs.
@@ -32,10 +32,6 @@ DEMO_PACKAGES: dict[str, str] = {
     "fluid-soundfont-gm": "FluidR3_GM.sf2",
     "timgm6mb-soundfont": "TimGM6mb.sf2",
 }
-# Epochs per model on a Colab runtime without a GPU: Wave1DCNN costs ~0.4 s per clip and step
-# on a CPU, so its 30 full-size epochs would take many hours there.
-CPU_EPOCHS: dict[str, int] = {"mel": 10, "wave1d": 1, "wave1d-finetune": 1,
-                              "musicnn-finetune": 2}
 GPU_HINT = "Runtime > Change runtime type > T4 GPU"
 # The AudioSet transformer's weights (~350 MB) stay on Drive, not on the runtime's disk.
 HF_CACHE_ON_DRIVE = DRIVE_HOME / "huggingface"
@@ -157,29 +153,30 @@ def setup(mount: bool = True, renders: bool = False) -> None:
 
 
 def for_runtime(config: TrainingConfig, cpu_colab: bool | None = None) -> TrainingConfig:
-    """`config`, with epochs capped at `CPU_EPOCHS` per model on a Colab runtime without a GPU
-    (`cpu_colab`, detected when None), saying so; unchanged anywhere else."""
+    """`config`, with each model's epochs capped at its `cpu_epochs` (`registry.SPECS`: Wave1DCNN
+    costs ~0.4 s per clip and step on a CPU, so its 30 full-size epochs would take many hours)
+    on a Colab runtime without a GPU (`cpu_colab`, detected when None), saying so; unchanged
+    anywhere else."""
     if cpu_colab is None:
         cpu_colab = in_colab() and not torch.cuda.is_available()
-    if not cpu_colab:
+    capped_epochs = registry.cpu_capped(config) if cpu_colab else {}
+    if not capped_epochs:
         return config
     capped = config
-    for name, cap in CPU_EPOCHS.items():
-        if config.for_model(name).epochs > cap:
-            capped = capped.with_model(name, epochs=cap)
-    if capped != config:
-        wanted = {n: config.for_model(n).epochs for n in CPU_EPOCHS}
-        now = {n: capped.for_model(n).epochs for n in CPU_EPOCHS}
-        print(f"No GPU on this Colab runtime: epochs {now} instead of {wanted} "
-              f"({GPU_HINT} for the full run).")
+    for name, (_, cap) in capped_epochs.items():
+        capped = capped.with_model(name, epochs=cap)
+    now = {n: cap for n, (_, cap) in capped_epochs.items()}
+    wanted = {n: asked for n, (asked, _) in capped_epochs.items()}
+    print(f"No GPU on this Colab runtime: epochs {now} instead of {wanted} "
+          f"({GPU_HINT} for the full run).")
     return capped
 
 
 def warn_without_gpu(models: Iterable[str], device: str | None = None) -> str | None:
-    """Say so (and return the line) when `models` include the AudioSet transformer (`ast` in
-    the name) and training would run on the CPU (`device`, read as `loop.pick_device`
-    does), where it takes hours; None otherwise."""
-    slow = [name for name in models if "ast" in name.split("-")]
+    """Say so (and return the line) when `models` include one that wants a GPU (the AudioSet
+    transformer's, `registry.ModelSpec.wants_gpu`) and training would run on the CPU
+    (`device`, read as `loop.pick_device` does), where it takes hours; None otherwise."""
+    slow = registry.wants_gpu(list(models))
     if not slow or loop.pick_device(device).type != "cpu":
         return None
     line = (f"{', '.join(slow)}: the AudioSet transformer on a CPU takes hours an epoch; "

@@ -47,8 +47,8 @@ TINY_PARAMS = {
 ELEVEN_PARAMS = {
     "instruments": "all", "demo_recordings_per_class": 10, "demo_test_songs": 3,
     "models_to_train": ["mel", "transfer-musicnn"], "forest_baseline": False,
-    "from_scratch": ["mel"], "pretrained": ["transfer-musicnn"],
-    "finetune": [], "transfer_from": ["mel"], "epochs": {"mel": 1, "transfer": 1},
+    "stage2_models": ["transfer-musicnn", "mel", "transfer-mel"],
+    "epochs": {"mel": 1, "transfer": 1},
 }
 
 

@@ -13,21 +13,22 @@ import torch
 from conftest import cached_run
 
 from helpers.core import results
-from helpers.core.config import CLASSES, TrainingConfig
+from helpers.core.config import CLASSES, STAGE1, STAGE2, TrainingConfig
 from helpers.core.layout import RunLayout
-from helpers.data import cache, dataset
+from helpers.data import cache, dataset, mix_plans
+from helpers.data.batches import ClipBatches
 from helpers.evaluate import analysis, predict, report, widgets
 from helpers.models import checkpoints, networks
-from helpers.train import loop, stage1, stage2
+from helpers.train import loop, recipe, sources
 
 
 @pytest.fixture(scope="module")
 def run(demo_set, tmp_path_factory):
     run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     config = TrainingConfig(epochs=1, device="cpu", progress=False)
-    stage1.train(run_dir, "mel", config)
-    stage2.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
-    stage2.train_cnn(run_dir, "mel", config)
+    recipe.train(run_dir, STAGE1, "mel", config)
+    mix_plans.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
+    recipe.train(run_dir, STAGE2, "mel", config)
     return run_dir
 
 
@@ -284,8 +285,9 @@ def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
 def test_stage1_confidence_floor_is_chosen_on_validation_and_marks_low_answers(run, tmp_path):
     best = RunLayout(run).model("stage1", "mel").best
     model, meta = checkpoints.load_model(best)
-    cached = stage1.load_caches(run)
-    logits, _ = loop.predict(model, stage1.make_batches(cached, 8)["val"])
+    cached = cache.load_caches(run)
+    val = ClipBatches(cached["val"].waves, cached["val"].labels, sources.AUDIO_EVAL_BATCH)
+    logits, _ = loop.predict(model, val)
     top = logits.softmax(dim=1).amax(dim=1)
     assert meta["confidence_floor"] == pytest.approx(float(torch.quantile(top, 0.01)))
     assert _metrics(run, "stage1").test["confidence_floor"] == meta["confidence_floor"]

@@ -11,11 +11,12 @@ import torch
 from conftest import cached_run, write_wav
 
 from helpers import cli
-from helpers.core.config import TrainingConfig
+from helpers.core.config import STAGE1, STAGE2, TrainingConfig
 from helpers.core.layout import RunLayout
+from helpers.data import mix_plans
 from helpers.evaluate import predict
 from helpers.models import audioset, checkpoints
-from helpers.train import stage1, stage2
+from helpers.train import recipe
 
 transformers = pytest.importorskip("transformers")
 FRAMES = 320  # the tiny model's input: ~3.2 s of 10 ms frames (the real one takes 1,024)
@@ -36,7 +37,7 @@ def tiny_ast(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(demo_set, tmp_path_factory):
     path = cached_run(demo_set, tmp_path_factory.mktemp("ast") / "run")
-    stage2.build_mixes(path, uses_per_clip=1, random_seed=1)
+    mix_plans.build_mixes(path, uses_per_clip=1, random_seed=1)
     return path
 
 
@@ -59,7 +60,7 @@ def test_features_of_our_windows_come_from_the_checkpoint_folder(tiny_ast):
 
 
 def test_a_frozen_head_trains_on_cached_features_and_predicts_on_audio(tiny_ast, run, tmp_path):
-    result = stage1.train_frozen(run, _config(tiny_ast), variant="transfer-ast", model="ast")
+    result = recipe.train(run, STAGE1, "transfer-ast", _config(tiny_ast))
     data = checkpoints.load_checkpoint(result.checkpoint)
     assert all(k.startswith("head.") for k in data["state_dict"]), "the backbone is not stored"
     assert data["meta"]["backbone"]["name"] == "ast"
@@ -74,7 +75,7 @@ def test_a_frozen_head_trains_on_cached_features_and_predicts_on_audio(tiny_ast,
 @pytest.mark.slow
 def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_path):
     config = _config(tiny_ast, epochs=1, mix_under=0.0)
-    result = stage1.train(run, "ast", config, variant="ast-finetune")
+    result = recipe.train(run, STAGE1, "ast-finetune", config)
     model, meta = checkpoints.load_model(result.checkpoint)
     assert any(k.startswith("backbone.net.") for k in model.state_dict()), "all of it is kept"
     assert meta["training"]["backbone_lr"] == 0.02, "the transformer's gentler backbone rate"
@@ -96,9 +97,8 @@ def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_pat
         shutil.move(moved, tiny_ast)
     assert alone.probabilities == pytest.approx(heard.probabilities, abs=1e-5)
     # Stage 2, as notebook 05 asks for it: the whole network on fresh mixes, mixed by chance
-    mixed = stage2.train_variants(run, _config(tiny_ast, epochs=1, mix_chance=0.8),
-                                  from_scratch=(), transfer=False, finetune=(),
-                                  pretrained=("ast-finetune",))["ast-finetune"]
+    mixed = recipe.train_models(run, STAGE2, ["ast-finetune"],
+                                _config(tiny_ast, epochs=1, mix_chance=0.8))["ast-finetune"]
     model, meta = checkpoints.load_model(mixed.checkpoint)
     assert meta["training"]["mix_chance"] == 0.8 and meta["training"]["dynamic_mixing"]
     assert len(meta["thresholds"]) == 4 and any(k.startswith("backbone.net.")
@@ -108,11 +108,11 @@ def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_pat
 
 
 def test_stage2_head_on_mixes_tunes_thresholds_and_mixes_by_chance(tiny_ast, run):
-    result = stage2.train_frozen(run, _config(tiny_ast), variant="transfer-ast", model="ast")
+    result = recipe.train(run, STAGE2, "transfer-ast", _config(tiny_ast))
     assert len(result.test["thresholds"]) == 4
-    weights = stage2.with_mix_chance({1: 1.0, 2: 2.0, 3: 1.0}, 0.8)
+    weights = mix_plans.with_mix_chance({1: 1.0, 2: 2.0, 3: 1.0}, 0.8)
     assert weights == pytest.approx({1: 0.2, 2: 0.8 * 2 / 3, 3: 0.8 / 3}), "PaSST's p = 0.8"
-    assert stage2.with_mix_chance({2: 1.0}, None) == {2: 1.0}
+    assert mix_plans.with_mix_chance({2: 1.0}, None) == {2: 1.0}
 
 
 def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monkeypatch,
@@ -124,8 +124,7 @@ def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monk
     with pytest.raises(audioset.AstUnavailable, match="'no-such/ast'.*run once with internet"):
         audioset.ASTFeatures("no-such/ast")
     moved = tmp_path / "moved"
-    result = stage1.train_frozen(run, _config(tiny_ast, epochs=1), variant="transfer-ast",
-                                 model="ast")
+    result = recipe.train(run, STAGE1, "transfer-ast", _config(tiny_ast, epochs=1))
     data = checkpoints.load_checkpoint(result.checkpoint)
     shutil.move(tiny_ast, moved)  # the backbone the head names is gone
     try:

@@ -11,12 +11,12 @@ import torch
 from conftest import cached_run, write_wav
 
 from helpers import cli
-from helpers.core.config import SPLITS, TrainingConfig
+from helpers.core.config import SPLITS, STAGE1, STAGE2, TrainingConfig
 from helpers.core.layout import RunLayout
-from helpers.data import cache
+from helpers.data import cache, mix_plans
 from helpers.evaluate import predict
-from helpers.models import checkpoints, embed, networks
-from helpers.train import loop, stage1, stage2
+from helpers.models import checkpoints, embed, networks, registry
+from helpers.train import loop, recipe
 
 HEAD = TrainingConfig(epochs=4, lr=3e-3, batch_size=32, progress=False, device="cpu")
 
@@ -24,7 +24,7 @@ HEAD = TrainingConfig(epochs=4, lr=3e-3, batch_size=32, progress=False, device="
 @pytest.fixture(scope="module")
 def run(demo_set, tmp_path_factory):
     path = cached_run(demo_set, tmp_path_factory.mktemp("backbone") / "run")
-    stage2.build_mixes(path, uses_per_clip=1, random_seed=1)
+    mix_plans.build_mixes(path, uses_per_clip=1, random_seed=1)
     return path
 
 
@@ -35,19 +35,20 @@ def mtt():
 
 @pytest.fixture(scope="module")
 def frozen(run):
-    return stage1.train_frozen(run, HEAD)
+    return recipe.train(run, STAGE1, "transfer-musicnn", HEAD)
 
 
 def test_frozen_head_learns_and_stores_only_the_head(run, frozen, mtt):
     layout = RunLayout(run)
-    history = pd.read_csv(layout.model("stage1", stage1.FROZEN).history_csv)
+    history = pd.read_csv(layout.model("stage1", "transfer-musicnn").history_csv)
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], "the head learns"
     data = checkpoints.load_checkpoint(frozen.checkpoint)
     assert all(k.startswith("head.") for k in data["state_dict"]), "no backbone weights stored"
     backbone = data["meta"]["backbone"]
     assert (backbone["checkpoint"], backbone["layer"]) == ("MTT_musicnn", "penultimate")
     assert len(backbone["weights_sha256"]) == 64
-    assert frozen.parameters == 200 * 4 + 4 + 2 * 200  # linear head + its input batch norm
+    assert frozen.parameters == 200 * 4 + 4, "the 2020 count: the linear layer that trains"
+    assert frozen.extra["parameters_all"] == 200 * 4 + 4 + 2 * 200, "+ its input batch norm"
     model, _ = checkpoints.load_model(frozen.checkpoint)
     feats, labels = embed.backbone_features(RunLayout(run), mtt, torch.device("cpu"),
                                             progress=False, splits=("test",))["test"]
@@ -119,7 +120,8 @@ def test_a_head_trained_with_no_instrument_windows_is_unsure_of_hiss_and_hum(run
     import soundfile as sf
 
     config = TrainingConfig(epochs=30, lr=1e-3, progress=False, device="cpu")
-    result = stage1.train_frozen(run, config, variant="transfer-musicnn-nothing")
+    result = recipe.train(run, STAGE1, "transfer-musicnn", config,
+                          variant="transfer-musicnn-nothing")
     predictor = predict.Predictor(result.checkpoint)
     rng = np.random.default_rng(0)
     t = np.arange(10 * 44_100) / 44_100
@@ -136,7 +138,7 @@ def test_a_head_trained_with_no_instrument_windows_is_unsure_of_hiss_and_hum(run
 
 
 def test_stage2_frozen_head_on_mixes_tunes_thresholds(run, tmp_path):
-    result = stage2.train_frozen(run, HEAD)
+    result = recipe.train(run, STAGE2, "transfer-musicnn", HEAD)
     data = checkpoints.load_checkpoint(result.checkpoint)
     assert data["meta"]["task"] == "multi" and len(data["meta"]["thresholds"]) == 4
     assert "tuned" in result.test
@@ -150,13 +152,14 @@ def test_stage2_frozen_head_on_mixes_tunes_thresholds(run, tmp_path):
 def test_finetuning_trains_the_backbone_slower(run):
     config = TrainingConfig(epochs=1, lr=1e-3, backbone_lr=0.1, eq_db=6.0, spec_masks=True,
                             progress=False, device="cpu")
+    spec = registry.spec("musicnn-finetune")
     model = networks.build("musicnn", n_outputs=4,
-                         **stage1.model_kwargs("musicnn", config.for_model("musicnn")))
+                           **spec.network_kwargs(registry.resolve(config, STAGE1, spec).config))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = loop.optimizer(model, config)
     assert [g["scale"] for g in opt.param_groups] == [1.0, 0.1]
     assert type(model.backbone.augment).__name__ == "Identity"
-    result = stage1.train(run, "musicnn", config, variant="musicnn-finetune")
+    result = recipe.train(run, STAGE1, "musicnn-finetune", config)
     trained, meta = checkpoints.load_model(result.checkpoint)
     assert meta["backbone"]["weights_sha256"] is None  # its weights are in the state dict
     changed = [k for k, v in trained.state_dict().items()

@@ -14,9 +14,10 @@ from conftest import REPO
 
 from helpers import colab, notebooks
 from helpers.core import config
-from helpers.core.config import TrainingConfig
+from helpers.core.config import STAGE2, TrainingConfig
 from helpers.data import dataset, irmas
 from helpers.demo import synth
+from helpers.models import registry
 
 
 def _code_cells(path):
@@ -120,9 +121,13 @@ def test_on_a_gpu_less_colab_runtime_epochs_are_capped_and_said(capsys):
     assert colab.for_runtime(config, cpu_colab=False) == config
     capped = colab.for_runtime(config, cpu_colab=True)
     assert "No GPU" in capsys.readouterr().out
-    for name, cap in colab.CPU_EPOCHS.items():
-        assert capped.for_model(name).epochs == cap
-    assert capped.for_model("transfer").epochs == 30, "cheap on a CPU: left alone"
+    capped_models = {n: s.cpu_epochs for n, s in registry.SPECS.items() if s.cpu_epochs}
+    assert {"mel", "wave1d", "wave1d-finetune", "musicnn-finetune"} <= set(capped_models)
+    for name, cap in capped_models.items():
+        stage = registry.spec(name).stages[0]
+        assert registry.resolve(capped, stage, name).config.epochs == cap
+    assert registry.resolve(capped, STAGE2, "transfer").config.epochs == 30, (
+        "cheap on a CPU: left alone")
     small = TrainingConfig(epochs=1)
     assert colab.for_runtime(small, cpu_colab=True) == small
     assert capsys.readouterr().out == ""  # already small: nothing to say

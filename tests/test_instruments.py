@@ -7,13 +7,21 @@ import matplotlib.pyplot as plt
 import pytest
 
 from helpers.core import config
-from helpers.core.config import ALL_CLASSES, CLASSES, IRMAS_TEST_SPLIT, SPLITS, TrainingConfig
+from helpers.core.config import (
+    ALL_CLASSES,
+    CLASSES,
+    IRMAS_TEST_SPLIT,
+    SPLITS,
+    STAGE1,
+    STAGE2,
+    TrainingConfig,
+)
 from helpers.core.layout import RunLayout
-from helpers.data import cache, dataset, irmas, mixing
+from helpers.data import cache, dataset, irmas, mix_plans, mixing
 from helpers.demo import render_set
 from helpers.evaluate import analysis, plots, report, widgets
 from helpers.models import checkpoints, networks
-from helpers.train import stage1, stage2
+from helpers.train import recipe
 
 pytestmark = pytest.mark.slow  # minutes: left out of make test-fast
 
@@ -66,7 +74,7 @@ def test_caches_plans_and_models_take_the_class_list_from_the_run(eleven, capsys
     run, _ = eleven
     train = cache.load_split(run.cache("train"))
     assert train.classes == ALL_CLASSES and set(train.labels.tolist()) == set(range(11))
-    plans = stage2.build_mixes(run, uses_per_clip=1.0, k_weights={1: 1, 2: 1, 3: 1})
+    plans = mix_plans.build_mixes(run, uses_per_clip=1.0, k_weights={1: 1, 2: 1, 3: 1})
     assert plans["test"].targets.shape[1] == 11 and plans["test"].classes == ALL_CLASSES
     assert all(len(name.split("_", 1)[1].split("+")) == k for name, k in (
         (mixing.mix_name(plans["test"], i), int(plans["test"].k[i])) for i in range(5)))
@@ -88,10 +96,10 @@ def test_caches_plans_and_models_take_the_class_list_from_the_run(eleven, capsys
 def test_both_stages_train_and_are_analysed_on_eleven(eleven):
     run, _ = eleven
     quick = TrainingConfig(epochs=1, progress=False, batch_size=32)
-    first = stage1.train(run, "mel", quick)
+    first = recipe.train(run, STAGE1, "mel", quick)
     assert set(first.test["f1"]) == set(ALL_CLASSES)
     assert len(first.test["confusion"]) == 11
-    second = stage2.train_cnn(run, "mel", quick, finetune=True)
+    second = recipe.train(run, STAGE2, "mel-finetune", quick)
     assert len(second.test["thresholds"]) == 11
     meta = checkpoints.load_checkpoint(run.model("stage2", "mel-finetune").best)["meta"]
     assert meta["classes"] == list(ALL_CLASSES)

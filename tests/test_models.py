@@ -45,12 +45,3 @@ def test_build_names_the_choices():
     assert isinstance(networks.build("mel", n_outputs=3), networks.MelCNN)
     with pytest.raises(ValueError, match="'ast', 'mel', 'musicnn', 'transfer', 'wave1d'"):
         networks.build("resnet", n_outputs=len(CLASSES))
-
-
-def test_one_naming_rule_for_pretrained_backbones():
-    assert networks.pretrained_name("transfer-musicnn") == ("musicnn", True)
-    assert networks.pretrained_name("transfer-ast") == ("ast", True)
-    assert networks.pretrained_name("musicnn-finetune") == ("musicnn", False)
-    assert networks.pretrained_name("mel") == ("mel", False)
-    assert all(networks.pretrained_name(f"transfer-{b}")[0] in networks.MODELS
-               for b in networks.BACKBONES)

@@ -7,12 +7,12 @@ from conftest import cached_run
 from torch import nn
 
 from helpers.core import metrics, results
-from helpers.core.config import CLASSES, SPLITS, TrainingConfig
+from helpers.core.config import CLASSES, SPLITS, STAGE1, STAGE2, TrainingConfig
 from helpers.core.layout import RunLayout
-from helpers.data import cache, mixing
+from helpers.data import cache, mix_plans, mixing
 from helpers.evaluate import analysis, predict
-from helpers.models import checkpoints, embed, networks
-from helpers.train import loop, stage1, stage2
+from helpers.models import checkpoints, embed, networks, registry
+from helpers.train import loop, recipe, sources
 
 
 def test_transfer_head_is_the_2020_projects():
@@ -32,7 +32,7 @@ def run(demo_set, tmp_path_factory):
         extractor(cache.load_split(run_dir / "cache" / "train.pt").waves[:4].float())
     checkpoints.save_checkpoint(RunLayout(run_dir).model("stage1", "wave1d").best, extractor,
                                 checkpoints.model_meta("wave1d", classes=CLASSES))
-    stage2.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
+    mix_plans.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
     return run_dir
 
 
@@ -43,21 +43,21 @@ def test_head_trains_on_features_extracted_once_with_a_frozen_eval_extractor(run
     extractor, _ = checkpoints.load_model(ckpt)
     state = {k: v.clone() for k, v in extractor.state_dict().items()}
     config = TrainingConfig(epochs=4, lr=3e-3, progress=False, device="cpu")
-    result = stage2.train_transfer(run, config)
+    result = recipe.train(run, STAGE2, "transfer", config)
     assert result.parameters == 30_754
     history = pd.read_csv(layout.model("stage2", "transfer").history_csv)
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], "the head learns"
     assert ckpt.read_bytes() == before, "the Stage-1 checkpoint is untouched"
     head = layout.model("stage2", "transfer")
     stored = torch.load(head.features("val"), weights_only=True)
-    waves, plan = stage2.load_mixes(run)["val"]
+    waves, plan = mix_plans.load_mixes(run)["val"]
     feats, _ = embed.extract(extractor.eval().features, mixing.MixBatches(waves, plan, 8),
                              torch.device("cpu"), progress=False)
     assert torch.allclose(feats, stored["features"], atol=1e-5), "eval-mode features"
     for key, value in extractor.state_dict().items():  # weights and BatchNorm statistics
         assert torch.equal(value, state[key]), key
     mtime = head.features("train").stat().st_mtime_ns
-    stage2.train_transfer(run, TrainingConfig(epochs=5, progress=False, device="cpu"))
+    recipe.train(run, STAGE2, "transfer", TrainingConfig(epochs=5, progress=False, device="cpu"))
     assert head.features("train").stat().st_mtime_ns == mtime, "features are not recomputed"
     tested = analysis.evaluate_mixes(run, "cpu")["transfer"].scores()
     assert tested["exact_match"] == pytest.approx(
@@ -80,33 +80,33 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
     layout = RunLayout(run)
     head = layout.model("stage2", "transfer")
     config = TrainingConfig(epochs=1, progress=False, device="cpu", resume=False, overwrite=True)
-    stage2.train_transfer(run, config)
+    recipe.train(run, STAGE2, "transfer", config)
     caches = _files(layout.cache(s) for s in SPLITS)
     plans = _files(layout.mixes(s) for s in SPLITS)
     features = _files(head.features(s) for s in SPLITS)
 
-    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)  # same settings: nothing to do
-    stage2.cached_features(run, torch.device("cpu"), progress=False)
+    mix_plans.build_mixes(run, uses_per_clip=1, random_seed=1)  # same settings: nothing to do
+    _wave1d_features(run)
     assert _files(plans) == plans and _files(features) == features
 
     torch.manual_seed(1)  # a new Stage-1 checkpoint: features only
     checkpoints.save_checkpoint(layout.model("stage1", "wave1d").best,
                                 networks.Wave1DCNN(n_outputs=len(CLASSES)),
                                 checkpoints.model_meta("wave1d", classes=CLASSES))
-    new = stage2.cached_features(run, torch.device("cpu"), progress=False)
+    new = _wave1d_features(run)
     assert _files(plans) == plans and _all_rewritten(features)
     extractor, _ = checkpoints.load_model(layout.model("stage1", "wave1d").best)
-    waves, plan = stage2.load_mixes(run)["val"]
+    waves, plan = mix_plans.load_mixes(run)["val"]
     feats, _ = embed.extract(extractor.eval().features, mixing.MixBatches(waves, plan, 8),
                              torch.device("cpu"), progress=False)
     assert torch.allclose(new["val"][0], feats, atol=1e-5), "recomputed with the new weights"
 
     features = _files(head.features(s) for s in SPLITS)  # other mix settings: plans, features
-    stage2.build_mixes(run, uses_per_clip=1, gain_db=3.0, random_seed=1)
-    stage2.cached_features(run, torch.device("cpu"), progress=False)
+    mix_plans.build_mixes(run, uses_per_clip=1, gain_db=3.0, random_seed=1)
+    _wave1d_features(run)
     assert _files(caches) == caches
     assert _all_rewritten(plans) and _all_rewritten(features)
-    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)  # back as the fixture had it
+    mix_plans.build_mixes(run, uses_per_clip=1, random_seed=1)  # back as the fixture had it
 
 
 def test_mixes_from_another_cache_are_refused(run, tmp_path):
@@ -116,7 +116,7 @@ def test_mixes_from_another_cache_are_refused(run, tmp_path):
     mixing.save_plan(run / "mixes" / "val.pt", other, {**meta, "cache_key": "something else"})
     try:
         with pytest.raises(ValueError, match="04_generate_mixes"):
-            stage2.load_mixes(run)
+            mix_plans.load_mixes(run)
     finally:
         (run / "mixes" / "val.pt").write_bytes(original)
 
@@ -138,12 +138,12 @@ def test_multilabel_metrics_tell_nothing_from_something():
 def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
     run = cached_run(demo_set, tmp_path / "run")
     layout = RunLayout(run)
-    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)
+    mix_plans.build_mixes(run, uses_per_clip=1, random_seed=1)
     config = TrainingConfig(epochs=1, progress=False, device="cpu")
-    stage1.train(run, "mel", config)
+    recipe.train(run, STAGE1, "mel", config)
     start, _ = checkpoints.load_model(layout.model("stage1", "mel").best)
     frozen = config.with_model("mel-finetune", lr=0.0)  # a step of size 0: weights stay put
-    stage2.train_cnn(run, "mel", frozen, finetune=True)
+    recipe.train(run, STAGE2, "mel-finetune", frozen)
     tuned, meta = checkpoints.load_model(layout.model("stage2", "mel-finetune").best)
     assert meta["training"]["lr"] == 0.0
     conv = [k for k, v in start.state_dict().items() if v.dtype.is_floating_point
@@ -155,20 +155,27 @@ def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
     assert not all(torch.equal(scratch[k], start.state_dict()[k]) for k in conv)
 
 
+def _wave1d_features(run) -> dict:
+    """The Stage-1 wave1d's features of the mixes, as the 2020 transfer head reads them."""
+    layout = RunLayout(run)
+    return sources.stage1_features(layout, "wave1d", layout.model(STAGE2, "transfer"),
+                                   torch.device("cpu"), progress=False)
+
+
 def test_damaged_plans_and_features_are_named_and_made_again(run, capsys):
     layout = RunLayout(run)
-    stage2.train_transfer(run, TrainingConfig(epochs=1, progress=False, device="cpu",
+    recipe.train(run, STAGE2, "transfer", TrainingConfig(epochs=1, progress=False, device="cpu",
                                               resume=False, overwrite=True))
     features = layout.model("stage2", "transfer").features("val")
     features.write_bytes(features.read_bytes()[:1000])
-    stage2.cached_features(run, torch.device("cpu"), progress=False)
+    _wave1d_features(run)
     assert f"recomputing {features}: damaged" in capsys.readouterr().out
     plan = layout.mixes("val")
     whole = plan.read_bytes()
     plan.write_bytes(whole[:500])
     with pytest.raises(ValueError, match=f"{plan}.*damaged.*04_generate_mixes"):
-        stage2.load_mixes(run)
-    stage2.build_mixes(run, uses_per_clip=1, random_seed=1)
+        mix_plans.load_mixes(run)
+    mix_plans.build_mixes(run, uses_per_clip=1, random_seed=1)
     assert "replanning" in capsys.readouterr().out and plan.read_bytes() == whole
 
 
@@ -177,17 +184,17 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
         demo_set, tmp_path):
     run = cached_run(demo_set, tmp_path / "run")
     layout = RunLayout(run)
-    stage2.build_mixes(run, uses_per_clip=1, k_weights={1: 1, 2: 1}, random_seed=1)
+    mix_plans.build_mixes(run, uses_per_clip=1, k_weights={1: 1, 2: 1}, random_seed=1)
     fixed = mixing.load_plan(layout.mixes("train"))[0]
     config = TrainingConfig(epochs=2, progress=False, device="cpu")
-    result = stage2.train_cnn(run, "mel", config)
+    result = recipe.train(run, STAGE2, "mel", config)
     assert result.training["dynamic_mixing"] and result.training["eq_db"] == 6.0
     assert result.training["mix_under"] == result.training["label_smoothing"] == 0.0, (
         "Stage-1 knobs did not run on mixes, and the record says so")
     assert torch.equal(mixing.load_plan(layout.mixes("train"))[0].sources, fixed.sources), (
         "the stored plan stays as notebook 04 made it")
-    dynamic = stage2.dynamic_batches(layout, cache.load_split(layout.cache("train")),
-                                     config.for_model("mel"))
+    dynamic = mix_plans.dynamic_batches(layout, cache.load_split(layout.cache("train")),
+                                     registry.resolve(config, STAGE2, "mel").config)
     dynamic.set_epoch(1)
     assert len(dynamic.plan) == len(fixed) and not torch.equal(dynamic.plan.sources,
                                                                 fixed.sources)
@@ -197,7 +204,7 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
     assert result.test["thresholds"] == thresholds and "tuned" in result.test
     # the thresholds are those that maximise F1 on the validation mixes, not on the test ones
     model, _ = checkpoints.load_model(layout.model("stage2", "mel").best)
-    waves, plan = stage2.load_mixes(run)["val"]
+    waves, plan = mix_plans.load_mixes(run)["val"]
     logits, targets = loop.predict(model, mixing.MixBatches(waves, plan, 64))
     assert thresholds == metrics.tune_thresholds(torch.sigmoid(logits), targets)
     assert predict.Predictor(layout.model("stage2", "mel").best).threshold == thresholds
@@ -219,7 +226,7 @@ def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
                                                                                  n_outputs=len(CLASSES)),
                                 checkpoints.model_meta("mel", classes=CLASSES))
     config = TrainingConfig(epochs=2, lr=3e-3, progress=False, device="cpu")
-    result = stage2.train_transfer(run, config, extractor="mel")
+    result = recipe.train(run, STAGE2, "transfer-mel", config)
     assert result.model == "transfer-mel" and result.parameters == 158_954
     head, meta = checkpoints.load_model(layout.model("stage2", "transfer-mel").best)
     assert meta["extractor"] == "mel" and len(meta["thresholds"]) == 4
@@ -256,10 +263,10 @@ def test_a_stage2_model_trained_with_no_instrument_windows_names_nothing_in_hiss
     import soundfile as sf
 
     run = cached_run(demo_set, tmp_path / "run")
-    stage2.build_mixes(run, uses_per_clip=4, random_seed=1)
+    mix_plans.build_mixes(run, uses_per_clip=4, random_seed=1)
     config = TrainingConfig.plain(epochs=12, lr=3e-3, nothing=0.25, progress=False,
                                   device="cpu")
-    result = stage2.train_cnn(run, "mel", config)
+    result = recipe.train(run, STAGE2, "mel", config)
     best = RunLayout(run).model("stage2", "mel").best
     assert checkpoints.load_model(best)[1]["names_nothing"] is True
     predictor = predict.Predictor(best)

@@ -14,13 +14,14 @@ from conftest import REPO
 from torch import nn
 
 from helpers.core import metrics, results
-from helpers.core.config import CLASSES, PLAIN, TrainingConfig
+from helpers.core.config import CLASSES, PLAIN, STAGE1, TrainingConfig
 from helpers.core.layout import ModelFiles
 from helpers.data import augment, cache
 from helpers.data.batches import ClipBatches, TensorBatches
 from helpers.evaluate import report
-from helpers.models import checkpoints, networks
-from helpers.train import loop, stage1
+from helpers.models import checkpoints, networks, registry
+from helpers.train import loop, sources
+from helpers.train.recipe import STAGE_RECIPES
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +42,22 @@ def tiny(demo_set, tmp_path_factory):
 
 
 def _fit(tiny, out, epochs, stop_after=None, spy=None, recipe=False, **knobs):
-    """MelCNN fitted on `tiny` as `stage1.train` fits it: with the 2020 project's training at
+    """MelCNN fitted on `tiny` as `recipe.train` fits it: with the 2020 project's training at
     lr 3e-3 and `knobs` over it, or with the defaults, the recipe (`recipe=True`)."""
     torch.manual_seed(0)
     model = networks.MelCNN(n_mels=32, widths=(8, 16, 16, 32), n_outputs=len(CLASSES))
     meta = checkpoints.model_meta("mel", n_mels=32, widths=[8, 16, 16, 32], classes=CLASSES)
     base = {} if recipe else {**PLAIN, "lr": 3e-3}
     config = TrainingConfig.of(**{**base, **knobs, "epochs": epochs, "progress": False,
-                                  "device": "cpu"}).applied("stage1", "mel", "mel")
-    augment.equip(model, config)
-    waves = stage1.batch_transform(config, len(CLASSES))
+                                  "device": "cpu"})
+    config = registry.resolve(config, STAGE1, "mel").config
+    model.set_augment(augment.spectrogram_augment(config))
+    waves = sources.clip_augment(config, len(CLASSES))
     if spy is not None:  # sees what the real augmentation is given, then lets it run
         waves = spy(waves)
-    result = loop.fit(model, tiny["train"], tiny["val"], stage1.loss(config),
-                          metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
-                          stop_after=stop_after, augment=waves)
+    result = loop.fit(model, tiny["train"], tiny["val"], STAGE_RECIPES[STAGE1].loss(config),
+                      metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
+                      stop_after=stop_after, augment=waves)
     return model, result
 
 
@@ -203,7 +205,8 @@ def test_resume_refuses_another_model(tiny, tmp_path):
         loop.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
                      metrics.accuracy_from_logits, ModelFiles(tmp_path),
                      checkpoints.model_meta("wave1d", classes=CLASSES),
-                     TrainingConfig(epochs=2, progress=False, device="cpu").for_model("mel"))
+                     TrainingConfig(epochs=2, progress=False, device="cpu", lr=1e-3,
+                                    batch_size=16))
 
 
 def test_batches_balance_and_flip(tiny):
@@ -232,7 +235,7 @@ def test_a_training_batch_of_one_joins_the_batch_before():
 
 def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets():
     waves, labels = torch.randn(8, 2, 1000) * 0.1, torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
-    transform = stage1.batch_transform(TrainingConfig.plain(nothing=0.25), n_classes=4)
+    transform = sources.clip_augment(TrainingConfig.plain(nothing=0.25), n_classes=4)
     torch.manual_seed(5)
     x, y = transform(waves, labels)
     assert torch.equal(y[:2], torch.full((2, 4), 0.25)), "2 of 8: every instrument as likely"
@@ -241,7 +244,7 @@ def test_stage1_batches_hold_a_share_of_no_instrument_windows_with_flat_targets(
     assert set(x[:2].abs().amax(dim=(1, 2)).tolist()) <= {0.0, 0.5}, "normalised like clips"
     torch.manual_seed(5)
     assert torch.equal(transform(waves, labels)[0], x), "the same windows in a resumed epoch"
-    assert stage1.batch_transform(TrainingConfig.plain(), 4) is None, "off: untouched"
+    assert sources.clip_augment(TrainingConfig.plain(), 4) is None, "off: untouched"
 
 
 def test_checkpoint_loads_on_cpu_with_weights_only(tmp_path):

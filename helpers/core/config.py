@@ -33,6 +33,9 @@ CLIP_SAMPLES = 132_299
 CHANNELS = 2
 SEED = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# Stage 1 names the one instrument of a clip, Stage 2 every instrument of a mix.
+STAGE1, STAGE2 = "stage1", "stage2"
+STAGES: tuple[str, ...] = (STAGE1, STAGE2)
 PRECISIONS = ("auto", "bfloat16", "float16", "float32")  # `TrainingConfig.precision`
 IRMAS_TEST_SPLIT = "irmas_test"
 
@@ -100,39 +103,21 @@ def run_dir(source_choice: str | None, home_dir: str | Path | None = None) -> Pa
     return home(home_dir) / "runs" / source(source_choice)
 
 
-# What a model trains with unless told otherwise (`TrainingConfig.for_model`): the 2020
-# network's own learning rate, larger batches for the heads on stored features, each pretrained
-# backbone's checkpoint and layer (musicnn's: the accuracy benchmark's choice on its validation
-# timbre, Merlin: MTT penultimate 91.3%, MTT pool 88.4%, MSD pool 85.1%;
-# benchmarks/results/accuracy.md), and a gentler backbone rate for the transformer.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "": {"lr": 1e-3, "batch_size": 16},
-    "wave1d": {"lr": 3e-4},
-    "transfer": {"lr": 1e-4, "batch_size": 64},
-    "musicnn": {"backbone": "MTT_musicnn", "layer": "penultimate", "backbone_lr": 0.1},
-    "transfer-musicnn": {"batch_size": 64},
-    "ast": {"backbone": "MIT/ast-finetuned-audioset-10-10-0.4593", "layer": "pooled",
-            "backbone_lr": 0.02},
-    "transfer-ast": {"batch_size": 64},
-}
-BACKBONE_MODELS = ("musicnn", "ast")  # pretrained networks, as heads or fine-tuned
-
-
 @dataclass(frozen=True)
 class TrainingConfig:
     """Every training knob, carried by keyword from a notebook's parameters cell to `fit`, and
     saved in each checkpoint's metadata and each `metrics.json`, so a result names the settings
     that made it. The defaults are the recommended recipe (values from the literature, none
     tuned on a test split); `plain()` is the 2020 project's training, for comparison. Each
-    model uses the knobs it can (`applied`); `per_model` overrides knobs for one model or
-    Stage-2 variant by name."""
+    model uses the knobs it can, its own defaults filling those left at None
+    (`registry.resolve`); `per_model` overrides knobs for one network or model by name."""
 
     epochs: int = 30
     # At most this many training batches an epoch (a new draw of them each epoch), None: every
     # clip. A CPU demonstration of a model too slow there (`make demo`), said when it trains.
     steps_per_epoch: int | None = None
-    batch_size: int | None = None  # None: the model's own (`MODEL_DEFAULTS`)
-    lr: float | None = None  # None: the model's own (`MODEL_DEFAULTS`)
+    batch_size: int | None = None  # None: the model's own (`registry.SPECS`)
+    lr: float | None = None  # None: the model's own (`registry.SPECS`)
     patience: int = 0  # stop after this many epochs without a better validation score; 0: never
     resume: bool = True  # continue from the model's last.pt when there is one
     overwrite: bool = False  # start afresh over a best.pt this run did not produce
@@ -170,11 +155,11 @@ class TrainingConfig:
     # one clip (PaSST's recipe: 0.8), the mixes keeping notebook 04's mix sizes; None: notebook
     # 04's weights of each size as they are.
     mix_chance: float | None = None
-    # A pretrained backbone (`BACKBONE_MODELS`: musicnn, `helpers.models.musicnn`; AST,
-    # `helpers.models.audioset`): which checkpoint (musicnn: "MTT_musicnn" or "MSD_musicnn"; AST: a
-    # Hugging Face id or folder) and layer (musicnn: "pool", "penultimate", "taggram"; AST:
-    # "pooled") a head reads, None: the model's own (`MODEL_DEFAULTS`); the head's hidden units
-    # (0: linear), and the backbone's learning rate as a fraction of `lr` when fine-tuned.
+    # A pretrained backbone (musicnn, `helpers.models.musicnn`; AST, `helpers.models.audioset`):
+    # which checkpoint (musicnn: "MTT_musicnn" or "MSD_musicnn"; AST: a Hugging Face id or
+    # folder) and layer (musicnn: "pool", "penultimate", "taggram"; AST: "pooled") a head reads,
+    # None: the model's own (`registry.SPECS`); the head's hidden units (0: linear), and the
+    # backbone's learning rate as a fraction of `lr` when fine-tuned.
     backbone: str | None = None
     layer: str | None = None
     head_hidden: int | None = 0
@@ -223,32 +208,6 @@ class TrainingConfig:
         smoothing, no no-instrument windows, one fixed plan of Stage-2 mixes; `knobs` on top."""
         return cls.of(**{**PLAIN, **knobs})
 
-    def for_model(self, *names: str) -> TrainingConfig:
-        """The knobs given for model `names[0]` (its overrides folded in, then those of each
-        later name: a network, then the variant of it being trained); a learning rate or batch
-        size, a backbone or layer left at None is the model's own (`MODEL_DEFAULTS`)."""
-        overrides: dict[str, Any] = {}
-        own = dict(MODEL_DEFAULTS[""])
-        for name in names:
-            overrides.update(self.per_model.get(name, {}))
-            own.update(MODEL_DEFAULTS.get(name, {}))
-        given = replace(self, **overrides, per_model={})
-        return replace(given, **{k: v for k, v in own.items() if getattr(given, k) is None})
-
-    def applied(self, stage: str, model: str, variant: str, on_audio: bool = True
-                ) -> TrainingConfig:
-        """What `variant` of `model` ("mel", "wave1d", "musicnn", "ast", "transfer") trains with in
-        `stage` (`on_audio`: trained on audio batches, not a head on stored features): its
-        knobs (`for_model`) with those it cannot use switched off, so its record says what ran.
-        Such a knob set for this model by name is a mistake, refused."""
-        unused = unusable(stage, model, on_audio)
-        for name in dict.fromkeys((model, variant)):
-            wrong = sorted(unused & set(self.per_model.get(name, {})))
-            if wrong:
-                raise ValueError(f"per-model setting {name}: {', '.join(wrong)} does nothing for "
-                                 f"{variant} in {stage}; remove it")
-        return replace(self.for_model(model, variant), **{k: OFF[k] for k in unused})
-
     def with_model(self, name: str, **overrides: Any) -> TrainingConfig:
         """This config with `overrides` for model `name` added."""
         per_model = {**self.per_model, name: {**self.per_model.get(name, {}), **overrides}}
@@ -268,27 +227,10 @@ PLAIN: dict[str, Any] = {
 # A knob a model cannot use is recorded at this value: what it did.
 OFF: dict[str, Any] = {**PLAIN, "mixup": 0.0, "mix_under_db": None, "mix_chance": None,
                        "backbone": None, "layer": None, "head_hidden": None, "backbone_lr": None}
-_LOG_MEL = {"eq_db", "spec_masks"}  # a spectrogram front end: MelCNN's, musicnn's, AST's
-_ON_AUDIO = ({"mix_under", "mix_under_db", "mixup", "gain_db", "shift", "dynamic_mixing",
-              "mix_chance"} | _LOG_MEL)
-_BACKBONE = {"backbone", "layer", "head_hidden", "backbone_lr"}
-
-
-def unusable(stage: str, model: str, on_audio: bool = True) -> set[str]:
-    """The knobs model `model` cannot use in `stage` (see `TrainingConfig.applied`)."""
-    out = set()
-    if stage == "stage1":
-        out |= {"dynamic_mixing", "mix_chance"}
-    else:  # multi-hot targets: no label smoothing, no clip mixed under a label
-        out |= {"label_smoothing", "mix_under", "mix_under_db"}
-    if not on_audio:
-        out |= _ON_AUDIO
-    if model not in ("mel", *BACKBONE_MODELS):
-        out |= _LOG_MEL
-    if model not in BACKBONE_MODELS:
-        out |= _BACKBONE
-    elif not on_audio:
-        out.add("backbone_lr")
-    if model == "transfer":  # the 2020 head, on Stage-1 features of mixes only
-        out.add("nothing")
-    return out
+# What a kind of model cannot use (`registry.ModelSpec.unusable`).
+LOG_MEL_KNOBS = frozenset({"eq_db", "spec_masks"})  # a spectrogram front end: MelCNN, musicnn, AST
+AUDIO_KNOBS = frozenset({"mix_under", "mix_under_db", "mixup", "gain_db", "shift",
+                         "dynamic_mixing", "mix_chance"}) | LOG_MEL_KNOBS  # trained on audio
+BACKBONE_KNOBS = frozenset({"backbone", "layer", "head_hidden", "backbone_lr"})
+STAGE_KNOBS = {STAGE1: frozenset({"label_smoothing", "mix_under", "mix_under_db"}),
+               STAGE2: frozenset({"dynamic_mixing", "mix_chance"})}  # only for that stage

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES: tuple[str, ...] = ("stage1", "stage2")
+from helpers.core.config import STAGES
 
 
 @dataclass(frozen=True)

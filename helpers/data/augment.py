@@ -129,10 +129,3 @@ def spectrogram_augment(config: TrainingConfig) -> nn.Module:
     if not (config.eq_db or config.spec_masks):
         return nn.Identity()
     return SpectrogramAugment(config.eq_db, config.spec_masks)
-
-
-def equip(model: nn.Module, config: TrainingConfig) -> None:
-    """Fill the spectrogram-augmentation slot of a model with a log-mel front end (MelCNN's
-    `augment`) from `config`; a model without one (Wave1DCNN) is left as it is."""
-    if hasattr(model, "augment"):
-        model.augment = spectrogram_augment(config)

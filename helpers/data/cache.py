@@ -21,7 +21,7 @@ from helpers.core.atomic import atomic_write
 from helpers.data.audio import AudioError, load_clip
 from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE, SEED, SPLITS
 from helpers.core.freshness import content_key, file_digest
-from helpers.core.layout import RunLayout
+from helpers.core.layout import RunLayout, as_layout
 from helpers.data.splits import balance_train
 
 FORMAT_VERSION = 3  # 2: the class list travels with the labels; 3: high-passed, folded
@@ -211,3 +211,11 @@ def sizes(cached: dict[str, CachedSplit]) -> pd.DataFrame:
     """Clips, size in memory and skipped files per split."""
     return pd.DataFrame({s: {"clips": len(c), "MiB": round(c.waves.nbytes / 2**20),
                              "skipped": len(c.skipped)} for s, c in cached.items()})
+
+
+def load_caches(run: RunLayout | str | Path, device: torch.device | None = None,
+                splits: tuple[str, ...] = SPLITS) -> dict[str, CachedSplit]:
+    """The caches notebook 02 wrote (train/val/test); on the GPU when training runs there."""
+    run = as_layout(run)
+    place = device if device is not None and device.type == "cuda" else "cpu"
+    return {s: load_split(run.cache(s), place) for s in splits}

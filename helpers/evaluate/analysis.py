@@ -19,17 +19,15 @@ from tqdm.auto import tqdm
 
 from helpers.core import metrics, results
 from helpers.core.atomic import atomic_write
-from helpers.core.config import IRMAS_TEST_SPLIT
+from helpers.core.config import IRMAS_TEST_SPLIT, STAGE1, STAGE2
 from helpers.core.layout import ModelFiles, RunLayout, as_layout
-from helpers.data import cache, dataset, mixing
+from helpers.data import cache, dataset, mix_plans, mixing
 from helpers.data.audio import AudioError, read_audio
 from helpers.data.batches import ClipBatches, TensorBatches
 from helpers.evaluate.predict import HOP_SECONDS, Prediction, Predictor, present
 from helpers.models import checkpoints
 from helpers.train import loop
-from helpers.train.stage1 import STAGE as STAGE1
-from helpers.train.stage2 import EXTRACTOR, cached_features, load_mixes
-from helpers.train.stage2 import STAGE as STAGE2
+from helpers.train.sources import stage1_features
 
 
 @dataclass
@@ -122,7 +120,7 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
     (the rule notebook 05's "threshold" scores use)."""
     run = as_layout(run)
     dev = loop.pick_device(device)
-    waves, plan = load_mixes(run, splits=("test",))["test"]
+    waves, plan = mix_plans.load_mixes(run, splits=("test",))["test"]
     classes = plan.classes
     names = [mixing.mix_name(plan, i) for i in range(len(plan))]
     out = {}
@@ -130,7 +128,7 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
         model, meta = checkpoints.load_model(files.best, dev)
         checkpoints.check_classes(meta, classes, files.best)
         if not checkpoints.hears_audio(meta):
-            feats = cached_features(run, dev, False, meta.get("extractor", EXTRACTOR))
+            feats = stage1_features(run, meta["extractor"], files, dev, progress=False)
             batches = TensorBatches(*feats["test"], 256)
         else:
             batches = mixing.MixBatches(waves, plan, 64)

@@ -215,7 +215,7 @@ class Predictor:
                  hop_seconds: float = HOP_SECONDS, threshold: float | None = None,
                  timeline: bool = False) -> None:
         """`threshold` None: the per-class thresholds tuned on validation that a Stage-2
-        checkpoint stores (`stage2.tune_and_test`), else `THRESHOLD`; `timeline`: each
+        checkpoint stores (`train.calibrate`), else `THRESHOLD`; `timeline`: each
         `Prediction` keeps what every window heard."""
         self.model, self.meta = load_model(checkpoint, map_location=device)
         if not hears_audio(self.meta):
@@ -260,7 +260,7 @@ class Predictor:
 
     def low_confidence(self, heard: Heard) -> bool:
         """A Stage-1 answer whose top probability is under the floor 99% of validation clips
-        exceed (`stage1.floor_and_test`); never for silence or a Stage-2 model."""
+        exceed (`train.calibrate`); never for silence or a Stage-2 model."""
         floor = self.meta.get("confidence_floor")
         return (self.meta["task"] == "single" and floor is not None and not heard.all_silent
                 and heard.probs.max().item() < floor)

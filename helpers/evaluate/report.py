@@ -20,13 +20,11 @@ import pandas as pd
 
 from helpers.core import results
 from helpers.core.atomic import atomic_write
-from helpers.core.config import ALL_CLASSES, IRMAS_TEST_SPLIT, SPLITS
+from helpers.core.config import ALL_CLASSES, IRMAS_TEST_SPLIT, SPLITS, STAGE1, STAGE2
 from helpers.core.layout import RunLayout, as_layout
 from helpers.core.literature import PROJECT_2020, PUBLISHED_IRMAS
 from helpers.data import dataset, mixing
 from helpers.evaluate.analysis import Evaluation
-from helpers.train.stage1 import STAGE as STAGE1
-from helpers.train.stage2 import STAGE as STAGE2
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 

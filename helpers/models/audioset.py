@@ -20,14 +20,15 @@ import torch
 import torchaudio
 from torch import nn
 
-from helpers.core.config import MODEL_DEFAULTS, SAMPLE_RATE
+from helpers.core.config import SAMPLE_RATE
+from helpers.models.backbone import Backbone, BackboneUnavailable
 
-DEFAULT_CHECKPOINT = MODEL_DEFAULTS["ast"]["backbone"]  # MIT's AudioSet fine-tune, BSD-3-Clause
+DEFAULT_CHECKPOINT = "MIT/ast-finetuned-audioset-10-10-0.4593"  # AudioSet fine-tune, BSD-3-Clause
 LAYERS = ("pooled",)  # the mean of the classification and distillation tokens
 INSTALL = "pip install transformers"
 
 
-class AstUnavailable(RuntimeError):
+class AstUnavailable(BackboneUnavailable):
     """`transformers` is missing, or the weights are neither cached nor downloadable."""
 
 
@@ -80,12 +81,14 @@ def weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-class ASTFeatures(nn.Module):
+class ASTFeatures(Backbone):
     """AST as a backbone: peak-normalised stereo clips `[B, 2, L]` at 44.1 kHz -> mono 16 kHz
     -> the checkpoint's filterbank (1,024 frames) -> the pooled embedding `[B, hidden]`.
 
     `augment` is the slot for the recipe's spectrogram EQ/masks when the backbone is
     fine-tuned (in dB; the filterbank's normalised units are converted)."""
+
+    name, title, install = "ast", "AST", INSTALL
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, layer: str = "pooled",
                  parts: tuple | None = None) -> None:
@@ -132,9 +135,7 @@ class ASTFeatures(nn.Module):
         return features
 
     def identity(self) -> dict:
-        """What a head on these features depends on (bound by a checkpoint's fingerprint)."""
-        return {"name": "ast", "checkpoint": self.checkpoint, "revision": self.revision,
-                "layer": self.layer, "weights_sha256": self.weights_sha256}
+        return {**super().identity(), "revision": self.revision}
 
     def filterbank(self, waves: torch.Tensor) -> torch.Tensor:
         """The model's input `[B, frames, bands]` for clips `[B, 2, L]` at 44.1 kHz."""
@@ -149,6 +150,3 @@ class ASTFeatures(nn.Module):
         spec = self.augment(self.db_per_unit * spec.transpose(1, 2).unsqueeze(1))
         spec = spec.squeeze(1).transpose(1, 2) / self.db_per_unit
         return {"pooled": self.net(input_values=spec).pooler_output}
-
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.layers(waves)[self.layer]

@@ -13,11 +13,11 @@ import pickle
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from helpers.core.atomic import atomic_write
 from helpers.core.config import ALL_CLASSES, CLIP_SAMPLES, SAMPLE_RATE
-from helpers.models import audioset, musicnn, networks
+from helpers.models import networks, registry
+from helpers.models.backbone import BackboneUnavailable
 
 FORMAT = "irmas-instruments/1"
 TASKS = ("single", "multi")  # Stage 1 (one instrument, softmax), Stage 2 (any, sigmoid)
@@ -73,30 +73,20 @@ def fingerprint(state: dict[str, torch.Tensor], classes: list[str],
 def hears_audio(meta: dict) -> bool:
     """Whether a checkpoint's model takes audio: all but the 2020 transfer head, which reads
     features of a Stage-1 model kept elsewhere (a musicnn head rebuilds its own backbone)."""
-    return meta.get("model") != "transfer"
+    return networks.network_class(meta["model"]).hears_audio
 
 
-def backbone_of(model: nn.Module) -> dict | None:
-    """The pretrained backbone a model's features come from (None: trained from scratch); a
-    fine-tuned backbone's weights are in the state dict, so only its origin is named."""
-    backbone = getattr(model, "backbone", None)
-    if backbone is None or not hasattr(backbone, "identity"):
-        return None
-    identity = backbone.identity()
-    return identity if getattr(model, "frozen", False) else {**identity, "weights_sha256": None}
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, **extra) -> Path:
+def save_checkpoint(path: str | Path, model: networks.Network, meta: dict, **extra) -> Path:
     """Save the state dict (moved to CPU), `meta` and any `extra` plain data atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    backbone = backbone_of(model)
+    backbone = model.backbone_identity()
     if backbone is not None:
         meta = {**meta, "backbone": backbone}
-    architecture = getattr(getattr(model, "backbone", None), "architecture", None)
-    if architecture is not None and not model.frozen:
+    architecture = model.architecture()
+    if architecture is not None:
         # all its weights are here: with its architecture it rebuilds with no hub files
         meta = {**meta, "model_kwargs": {**meta.get("model_kwargs", {}),
-                                         "architecture": architecture()}}
+                                         "architecture": architecture}}
     settings = _bound(meta)
     meta = {**meta, "bound": sorted(settings),
             "fingerprint": fingerprint(state, meta["classes"], backbone, settings)}
@@ -157,8 +147,8 @@ def check_meta(meta, path: str | Path = "checkpoint") -> dict:
     if not isinstance(meta, dict):
         raise bad("meta", "is missing (not a dict)")
     name = meta.get("model")
-    if networks.RENAMED.get(name, name) not in networks.MODELS:
-        raise bad("model", f"is {name!r}, not one of {sorted(networks.MODELS)}")
+    if networks.RENAMED.get(name, name) not in networks.NETWORKS:
+        raise bad("model", f"is {name!r}, not one of {sorted(networks.NETWORKS)}")
     if not isinstance(meta.get("model_kwargs", {}), dict):
         raise bad("model_kwargs", "is not a dict")
     if meta.get("task") not in TASKS:
@@ -198,8 +188,13 @@ def _check_thresholds(thresholds, n_classes: int, bad, field: str = "thresholds"
             raise bad(field, f"holds {value!r}, not a probability from 0 to 1")
 
 
+def _install_line(backbone: dict) -> str:
+    known = registry.backbone_class(backbone)
+    return known.install if known else f"the backbone {backbone.get('name')!r}"
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
-               ) -> tuple[nn.Module, dict]:
+               ) -> tuple[networks.Network, dict]:
     """Rebuild the model a checkpoint describes, load its weights, put it in eval mode. The
     metadata is checked first, and the rebuilt model's outputs against its class list."""
     data = load_checkpoint(path, map_location)
@@ -222,10 +217,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: metadata field 'model_kwargs' does not build a "
                               f"{meta['model']!r} model ({err})") from err
-    except musicnn.MusicnnMissing as err:
-        raise CheckpointError(f"{path}: its model hears through musicnn, and {err}") from err
-    except audioset.AstUnavailable as err:
-        raise CheckpointError(f"{path}: its model hears through AST, and {err}") from err
+    except BackboneUnavailable as err:
+        known = registry.backbone_class(backbone)
+        raise CheckpointError(f"{path}: its model hears through "
+                              f"{known.title if known else meta['model']}, and {err}") from err
     try:
         model.load_state_dict(data["state_dict"])
     except RuntimeError as err:
@@ -234,10 +229,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
             f"{path}: the weights do not fit the model its metadata describes ({meta['model']}, "
             f"{len(meta['classes'])} classes): {first[1].strip() if len(first) > 1 else first[0]}"
         ) from err
-    if backbone_of(model) != backbone:
+    if model.backbone_identity() != backbone:
         raise CheckpointError(
             f"{path}: this head was trained on backbone {backbone}, but the installed one is "
-            f"{backbone_of(model)}: install the backbone it names "
-            f"({audioset.INSTALL if backbone['name'] == 'ast' else musicnn.INSTALL}) or "
-            "train the head again")
+            f"{model.backbone_identity()}: install the backbone it names "
+            f"({_install_line(backbone)}) or train the head again")
     return model.to(map_location).eval(), meta

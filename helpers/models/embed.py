@@ -22,7 +22,7 @@ from helpers.core.freshness import content_key
 from helpers.core.layout import RunLayout
 from helpers.data import cache, mixing, no_instrument
 from helpers.data.batches import Batches, ClipBatches
-from helpers.models import networks
+from helpers.models import registry
 
 Features = torch.Tensor | dict[str, torch.Tensor]
 
@@ -60,10 +60,10 @@ def stored(path: Path, key: str, compute: Callable[[], tuple[Features, torch.Ten
 
 
 def build_backbone(model: str, checkpoint: str, device: torch.device) -> nn.Module:
-    """Pretrained backbone `model` (`networks.BACKBONES`: musicnn, ast) from `checkpoint`, in
+    """Pretrained backbone `model` (`registry.BACKBONES`: musicnn, ast) from `checkpoint`, in
     eval mode on `device`: built once and handed to every function below, since each build
     re-reads and hashes the weights (~350 MB for AST)."""
-    return networks.BACKBONES[model](checkpoint).to(device).eval()
+    return registry.BACKBONES[model](checkpoint).to(device).eval()
 
 
 def backbone_features(run: RunLayout, backbone: nn.Module, device: torch.device,

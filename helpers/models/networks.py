@@ -3,9 +3,13 @@ compact log-mel 2D CNN (`mel`).
 
 Both take peak-normalised stereo audio `[B, 2, 132299]` and return logits `[B, n_outputs]`;
 `features()` returns the embedding before the classifier, which Stage 2's transfer head uses.
+Every network here is a `Network`: what the fit loop, checkpoints and the recipe rely on is
+declared there. Which trainable model uses which network: `helpers.models.registry`.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 import torchaudio
@@ -13,10 +17,38 @@ from torch import nn
 
 from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE
 from helpers.models import audioset, musicnn
+from helpers.models.backbone import Backbone
 
 # (in, out, kernel, pool) of the 2020 project's six Conv1d-ReLU-MaxPool1d-BatchNorm1d blocks.
 WAVE1D_BLOCKS = ((2, 64, 11, 2), (64, 64, 9, 2), (64, 64, 7, 4), (64, 32, 5, 4), (32, 16, 5, 4),
                (16, 2, 5, 4))
+
+
+class Network(nn.Module):
+    """A model of this project: logits from `forward`, and what the fit loop (the backbone's
+    learning rate), the recipe (the spectrogram-augmentation slot) and checkpoints (the
+    backbone a head depends on) need to know, declared with defaults for a network trained
+    from scratch."""
+
+    hears_audio: ClassVar[bool] = True  # False: reads features a Stage-1 model computed
+    log_mel: ClassVar[bool] = False  # has a log-mel front end, the recipe's EQ/masks slot
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """What trains at the backbone learning rate (`TrainingConfig.backbone_lr`)."""
+        return []
+
+    def set_augment(self, module: nn.Module) -> None:
+        """Put the recipe's spectrogram augmentation between the front end and the network."""
+        raise TypeError(f"{type(self).__name__} has no log-mel front end to augment")
+
+    def backbone_identity(self) -> dict | None:
+        """The pretrained backbone its features come from (None: trained from scratch); a
+        fine-tuned backbone's weights are in the state dict, so only its origin is named."""
+        return None
+
+    def architecture(self) -> dict | None:
+        """What rebuilds a fine-tuned backbone with no downloads (None: nothing needed)."""
+        return None
 
 
 def _wave1d_out_length(length: int) -> int:
@@ -25,7 +57,7 @@ def _wave1d_out_length(length: int) -> int:
     return length
 
 
-class Wave1DCNN(nn.Module):
+class Wave1DCNN(Network):
     """The 2020 project's "best architecture": 81,166 conv + linear parameters on stereo
     `[B, 2, 132299]` waveforms."""
 
@@ -68,7 +100,7 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
 
-class MelCNN(nn.Module):
+class MelCNN(Network):
     """Log-mel front end, four 3x3 conv blocks (32-64-128-256), global pooling, one linear layer.
 
     A small VGG-style spectrogram CNN as in Han et al. (2017, predominant-instrument recognition
@@ -77,6 +109,8 @@ class MelCNN(nn.Module):
     frequency axis (channels x 6 remaining bands) instead of averaging it away: timbre lives in
     the spectral envelope, and on the demo set this raised validation accuracy markedly.
     """
+
+    log_mel = True
 
     def __init__(self, *, n_outputs: int, n_mels: int = 96,
                  widths: tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.3) -> None:
@@ -89,6 +123,9 @@ class MelCNN(nn.Module):
         self.n_features = widths[-1] * (n_mels // 2 ** len(widths))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.n_features, n_outputs))
 
+    def set_augment(self, module: nn.Module) -> None:
+        self.augment = module
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         spec = self.augment(self.frontend(x))  # [B, 1, mels, T]
         spec = self.norm(spec.transpose(1, 2)).transpose(1, 2)
@@ -99,9 +136,11 @@ class MelCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class TransferHead(nn.Module):
+class TransferHead(Network):
     """The 2020 project's Stage-2 transfer head on frozen Stage-1 features: Dropout(0.2) -> 254->100
     -> 100->50 -> 50->4, no activations in between (30,754 parameters), as it had it."""
+
+    hears_audio = False
 
     def __init__(self, n_features: int = 254, *, n_outputs: int,
                  dropout: float = 0.2) -> None:
@@ -113,7 +152,7 @@ class TransferHead(nn.Module):
         return self.layers(features)
 
 
-class MusicnnFeatures(nn.Module):
+class MusicnnFeatures(Backbone):
     """musicnn (`helpers.models.musicnn`, trained on real music) as a backbone: peak-normalised
     stereo clips `[B, 2, L]` at 44.1 kHz -> its 3 s log-mel patches -> one layer (`pool`,
     `penultimate` or `taggram`), averaged over a clip's patches -> `[B, n_features]`.
@@ -122,6 +161,8 @@ class MusicnnFeatures(nn.Module):
     gradient needed); `augment` is the slot for the recipe's spectrogram EQ/masks when the
     backbone is fine-tuned. Batch norm keeps the pretrained statistics in training too.
     """
+
+    name, title, install = "musicnn", "musicnn", musicnn.INSTALL
 
     def __init__(self, checkpoint: str = musicnn.DEFAULT_CHECKPOINT,
                  layer: str = musicnn.DEFAULT_LAYER, pretrained: bool = True) -> None:
@@ -144,11 +185,6 @@ class MusicnnFeatures(nn.Module):
                 m.eval()
         return self
 
-    def identity(self) -> dict:
-        """What a head on these features depends on (bound by a checkpoint's fingerprint)."""
-        return {"name": "musicnn", "checkpoint": self.checkpoint, "layer": self.layer,
-                "weights_sha256": self.weights_sha256}
-
     def layers(self, waves: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every layer's features `[B, width]` (`musicnn.LAYERS`), each averaged over patches."""
         spec = musicnn.log_mel(musicnn.to_16k_mono(waves, SAMPLE_RATE).to(waves.device))
@@ -160,15 +196,12 @@ class MusicnnFeatures(nn.Module):
         return {k: v.flatten(1).view(len(waves), per_clip, -1).mean(dim=1)
                 for k, v in out.items()}
 
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.layers(waves)[self.layer]
-
 
 class Head(nn.Module):
     """A small head on backbone features: standardised (batch norm), dropout, then linear, or
     one hidden ReLU layer of `hidden` units first."""
 
-    def __init__(self, n_features: int, n_outputs: int, hidden: int = 0,
+    def __init__(self, n_features: int, n_outputs: int, *, hidden: int = 0,
                  dropout: float = 0.2) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.BatchNorm1d(n_features), nn.Dropout(dropout)]
@@ -181,7 +214,7 @@ class Head(nn.Module):
         return self.layers(features)
 
 
-class PretrainedClassifier(nn.Module):
+class PretrainedClassifier(Network):
     """A pretrained backbone + `Head`, frozen (only the head trains, and a checkpoint holds only
     the head: the backbone is rebuilt from where it came from) or fine-tuned (the whole network
     trains, and a checkpoint holds it all: ~350 MB for AST, 3 MB for musicnn).
@@ -189,22 +222,28 @@ class PretrainedClassifier(nn.Module):
     `forward` takes clips `[B, 2, L]`, or `[B, n_features]` features this backbone already
     computed (frozen heads train on cached features, `embed`)."""
 
-    def __init__(self, backbone: nn.Module, n_outputs: int, hidden: int = 0,
+    log_mel = True  # musicnn's and AST's spectrograms
+
+    def __init__(self, backbone: Backbone, *, n_outputs: int, hidden: int = 0,
                  frozen: bool = True, dropout: float = 0.2) -> None:
         super().__init__()
         self.frozen = frozen
         self.backbone = backbone
-        self.head = Head(self.backbone.n_features, n_outputs, hidden, dropout)
-        self.augment = self.backbone.augment
+        self.head = Head(self.backbone.n_features, n_outputs, hidden=hidden, dropout=dropout)
         if frozen:
             self.backbone.requires_grad_(False)
             self.register_state_dict_post_hook(_without_backbone)
             self.register_load_state_dict_post_hook(_backbone_not_missing)
 
-    def __setattr__(self, name: str, value) -> None:
-        if name == "augment" and "backbone" in self._modules:  # `augment.equip` fills this slot
-            self.backbone.augment = value
-        super().__setattr__(name, value)
+    def set_augment(self, module: nn.Module) -> None:
+        self.backbone.augment = module
+
+    def backbone_identity(self) -> dict:
+        identity = self.backbone.identity()
+        return identity if self.frozen else {**identity, "weights_sha256": None}
+
+    def architecture(self) -> dict | None:
+        return None if self.frozen else self.backbone.architecture()
 
     def train(self, mode: bool = True) -> PretrainedClassifier:
         super().train(mode)
@@ -213,7 +252,6 @@ class PretrainedClassifier(nn.Module):
         return self
 
     def backbone_parameters(self) -> list[nn.Parameter]:
-        """What trains at the backbone learning rate (`TrainingConfig.backbone_lr`)."""
         return [p for p in self.backbone.parameters() if p.requires_grad]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -229,7 +267,8 @@ class MusicnnClassifier(PretrainedClassifier):
     def __init__(self, *, n_outputs: int, checkpoint: str = musicnn.DEFAULT_CHECKPOINT,
                  layer: str = musicnn.DEFAULT_LAYER, hidden: int = 0, frozen: bool = True,
                  dropout: float = 0.2) -> None:
-        super().__init__(MusicnnFeatures(checkpoint, layer), n_outputs, hidden, frozen, dropout)
+        super().__init__(MusicnnFeatures(checkpoint, layer), n_outputs=n_outputs, hidden=hidden,
+                         frozen=frozen, dropout=dropout)
 
 
 class ASTClassifier(PretrainedClassifier):
@@ -242,21 +281,8 @@ class ASTClassifier(PretrainedClassifier):
         to rebuild it without the Hugging Face cache; its weights are loaded after."""
         backbone = (audioset.ASTFeatures.rebuilt(checkpoint, layer, architecture)
                     if architecture else audioset.ASTFeatures(checkpoint, layer))
-        super().__init__(backbone, n_outputs, hidden, frozen, dropout)
-
-
-# The pretrained backbones, by the model name notebooks and checkpoints use, and their features.
-BACKBONES: dict[str, type[nn.Module]] = {"musicnn": MusicnnFeatures,
-                                         "ast": audioset.ASTFeatures}
-
-
-def pretrained_name(name: str) -> tuple[str, bool]:
-    """The one naming rule for a pretrained backbone's models: `transfer-<backbone>` is a head
-    on its frozen features, `<backbone>-finetune` the whole network trained from its weights.
-    Returns (backbone, frozen)."""
-    if name.startswith("transfer-"):
-        return name.removeprefix("transfer-"), True
-    return name.removesuffix("-finetune"), False
+        super().__init__(backbone, n_outputs=n_outputs, hidden=hidden, frozen=frozen,
+                         dropout=dropout)
 
 
 def _without_backbone(module, state, prefix, local_metadata) -> None:
@@ -269,22 +295,29 @@ def _backbone_not_missing(module, incompatible) -> None:
                                     if not k.startswith("backbone.")]
 
 
-MODELS: dict[str, type[nn.Module]] = {"wave1d": Wave1DCNN, "mel": MelCNN,
+# The networks by the name a checkpoint's `model` field stores; which trainable models use
+# them, and how: `registry.SPECS`.
+NETWORKS: dict[str, type[Network]] = {"wave1d": Wave1DCNN, "mel": MelCNN,
                                       "transfer": TransferHead, "musicnn": MusicnnClassifier,
                                       "ast": ASTClassifier}
 # Names older checkpoints used: "seed" was the 2020 project's 1D CNN (same weights, new name).
 RENAMED = {"seed": "wave1d"}
 
 
-def build(name: str, **kwargs) -> nn.Module:
-    """A model by its short name (`wave1d`, `mel`, `transfer`, `musicnn` or `ast`)."""
+def network_class(name: str) -> type[Network]:
+    """The class of network `name` (a checkpoint's `model` field; older names accepted)."""
     name = RENAMED.get(name, name)
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](**kwargs)
+    if name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
+    return NETWORKS[name]
 
 
-def count_parameters(model: nn.Module, kinds: tuple[type, ...] | None = None,
+def build(name: str, **kwargs) -> Network:
+    """Network `name` (`wave1d`, `mel`, `transfer`, `musicnn` or `ast`) built with `kwargs`."""
+    return network_class(name)(**kwargs)
+
+
+def count_parameters(model: nn.Module, kinds: tuple[type, ...] | None = None, *,
                      trainable_only: bool = False) -> int:
     """Parameters of `model`, optionally only of modules of `kinds` (e.g. conv and linear)."""
     modules = [m for m in model.modules() if kinds is None or isinstance(m, kinds)]
@@ -293,5 +326,6 @@ def count_parameters(model: nn.Module, kinds: tuple[type, ...] | None = None,
 
 
 def conv_linear_parameters(model: nn.Module) -> int:
-    """The 2020 project's "learnable parameters": convolutions and linear layers, no batch norm."""
-    return count_parameters(model, (nn.Conv1d, nn.Conv2d, nn.Linear))
+    """The 2020 project's "learnable parameters": the convolutions' and linear layers' that
+    train (no batch norm; a frozen backbone's not counted), one rule for every model."""
+    return count_parameters(model, (nn.Conv1d, nn.Conv2d, nn.Linear), trainable_only=True)

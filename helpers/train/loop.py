@@ -27,6 +27,7 @@ from helpers.core.layout import ModelFiles
 from helpers.data import dataset
 from helpers.data.batches import AugmentFn, Batches, FirstBatches
 from helpers.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from helpers.models.networks import Network
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -92,10 +93,10 @@ def lr_factor(config: TrainingConfig, progress: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * min((progress - config.warmup_epochs) / span, 1.0)))
 
 
-def optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+def optimizer(model: Network, config: TrainingConfig) -> torch.optim.Optimizer:
     """Adam, or AdamW with decoupled weight decay, over the trainable parameters; a pretrained
     backbone's (`backbone_parameters`) at `config.backbone_lr` x the rest's rate."""
-    slow = {id(p) for p in getattr(model, "backbone_parameters", list)()}
+    slow = {id(p) for p in model.backbone_parameters()}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in slow]
     params = [{"params": rest, "scale": 1.0}]
     if slow:
@@ -152,7 +153,7 @@ class FitResult:
 
 
 def fit(
-    model: nn.Module,
+    model: Network,
     train: Batches,
     val: Batches,
     loss_fn: LossFn,
@@ -166,7 +167,7 @@ def fit(
     """Train, validate every epoch, keep the best-validation weights in `files.best`.
 
     `config` supplies every knob (per-model overrides already folded in, see
-    `TrainingConfig.for_model`) and is saved in both checkpoints' metadata; the learning rate
+    `registry.resolve`) and is saved in both checkpoints' metadata; the learning rate
     follows its schedule step by step (a function of the epoch, so resuming needs no state).
     `augment` transforms each training batch on the device. `stop_after` ends the call after
     that many epochs, as if the session had died (tests, splitting a long run).
