@@ -132,14 +132,14 @@ def prepare(font: str, timbre: str, recordings: int, data_root: Path, run_root: 
     root, manifest = render(font, timbre, recordings, data_root, classes)
     label = root.name + (f"+{validation}-val" if validation else "")
     run = RunLayout(run_root / label)
-    dataset.save_dataset(run, "demo", root, manifest, classes)
+    dataset.save_dataset(run, "demo", root, manifest=manifest, classes=classes)
     if validation is None:
         cache.build_all(manifest, root, run, classes=classes)
         return run
     for split in ("train", "test"):
-        cache.build_split(manifest, root, split, run.cache(split), classes=classes)
+        cache.build_split(manifest, root, split, target=run.cache(split), classes=classes)
     val_root, val_manifest = render(validation, "fixed", recordings, data_root, classes)
-    cache.build_split(val_manifest.assign(split="val"), val_root, "val", run.cache("val"),
+    cache.build_split(val_manifest.assign(split="val"), val_root, "val", target=run.cache("val"),
                       classes=classes)
     return run
 
@@ -173,7 +173,8 @@ def heard_mixes(best: Path, run: RunLayout, splits: tuple[str, ...], k_weights: 
     probs, targets, groups = [], [], []
     for offset, split in enumerate(splits):
         cached = cache.load_split(run.cache(split))
-        plan = mixing.plan_mixes(cached.labels, 1.0, k_weights, 6.0, seed=1_000 + offset,
+        plan = mixing.plan_mixes(cached.labels, uses_per_clip=1.0, k_weights=k_weights,
+                                 gain_db=6.0, seed=1_000 + offset,
                                  classes=cached.classes)
         logits, y = loop.predict(model, mixing.MixBatches(cached.waves, plan, 64))
         probs.append(torch.sigmoid(logits))
@@ -339,7 +340,7 @@ def run_stage2(variant: str, spec: STAGE2_SPEC, epochs: int, stage1_epochs: int,
     model_spec = registry.spec(model)
     if stage1_variant is not None:  # fine-tuned from the Stage-1 variant trained before it
         model_spec = replace(model_spec, stage1_source=f"{stage1_variant}-{stage1_epochs}ep")
-    fit = recipe.train(trained_on, STAGE2, model_spec, config,
+    fit = recipe.train(trained_on, STAGE2, model_spec, config=config,
                        variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
@@ -368,7 +369,7 @@ def run_variant(variant: str, spec: tuple[str, dict[str, Any], str], epochs: int
     config = TrainingConfig.of(**{**knobs, "epochs": epochs, "random_seed": 1})
     trained_on = sets[train_font, timbre]
     reused = trained_on.model(STAGE1, f"{variant}-{epochs}ep").metrics.is_file()
-    fit = recipe.train(trained_on, STAGE1, model, config, variant=f"{variant}-{epochs}ep")
+    fit = recipe.train(trained_on, STAGE1, model, config=config, variant=f"{variant}-{epochs}ep")
     best = Path(fit.checkpoint)
     timbre_note = " (random timbre)" if timbre == "random" else ""
     common = {"model": label, "variant": variant, "epochs": epochs, "reused": reused,

@@ -69,7 +69,7 @@ def train_rate(name: str, device: torch.device, batch: int, steps: int,
     y = torch.arange(batch, device=device) % 4
 
     def step() -> None:
-        loop.train_step(model, opt, loss, x, y, device, waves)
+        loop.train_step(model, opt, loss, x=x, y=y, device=device, augment=waves)
 
     step()  # warm-up (allocations, kernels)
     _sync(device)
@@ -111,10 +111,10 @@ def loader_rates(root: Path, manifest, device: torch.device) -> tuple[float, flo
     paths = manifest.loc[manifest["split"] == "train", "path"].tolist()
     cold = wav_rate(root, paths) if drop_page_cache() else None
     warm = wav_rate(root, paths)
-    split = cache.load_split(cache.build_split(manifest, root, "train", root / "train.pt",
+    split = cache.load_split(cache.build_split(manifest, root, "train", target=root / "train.pt",
                                                progress=False, classes=CLASSES), device)
     index, sign = split.balanced()
-    batches = ClipBatches(split.waves, split.labels, 16, index, sign, shuffle=True)
+    batches = ClipBatches(split.waves, split.labels, 16, index=index, sign=sign, shuffle=True)
     n, tic = 0, time.perf_counter()
     for _ in range(5):
         for x, _ in batches:
@@ -134,7 +134,7 @@ def epoch_seconds(name: str, device: torch.device, clips: int = 1732, batch: int
     _sync(device)
     tic = time.perf_counter()
     for x, y in batches:
-        loop.train_step(model, opt, nn.functional.cross_entropy, x, y, device)
+        loop.train_step(model, opt, nn.functional.cross_entropy, x=x, y=y, device=device)
     _sync(device)
     return time.perf_counter() - tic
 
@@ -161,7 +161,7 @@ def head_epoch(head: nn.Module, opt: torch.optim.Optimizer, loss: loop.LossFn,
         _sync(device)
         tic = time.perf_counter()
         for x, y in batches:
-            loop.train_step(head, opt, loss, x, y, device)
+            loop.train_step(head, opt, loss, x=x, y=y, device=device)
         _sync(device)
         times.append(time.perf_counter() - tic)
     return float(np.median(times[1:]))

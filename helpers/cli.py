@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
-        predictor = Predictor(args.checkpoint, args.device, args.hop, args.threshold,
+        predictor = Predictor(args.checkpoint, args.device, args.hop, threshold=args.threshold,
                               timeline=args.plot is not None)
     except (OSError, CheckpointError) as err:
         print(f"error: --checkpoint {printable(args.checkpoint)}: "

@@ -31,7 +31,7 @@ def run_all(
     run_dir: str | Path,
     params: dict,
     folder: str | Path = NOTEBOOK_DIR,
-    only: list[str] | None = None,
+    *, only: list[str] | None = None,
     log: bool = False,
 ) -> list[Path]:
     """Execute every notebook (or those whose names start with one of `only`) into `run_dir`.

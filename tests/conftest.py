@@ -123,9 +123,10 @@ def checkpoint(tmp_path_factory):
 def cached_run(demo_set, run_dir: Path) -> Path:
     """A run folder as notebooks 01 and 02 leave it: the tiny demo set recorded, splits cached."""
     root, manifest = demo_set
-    dataset.save_dataset(run_dir, "demo", root, manifest, classes=CLASSES)
+    dataset.save_dataset(run_dir, "demo", root, manifest=manifest, classes=CLASSES)
     for split in SPLITS:
-        cache.build_split(manifest, root, split, RunLayout(run_dir).cache(split), progress=False,
+        cache.build_split(manifest, root, split, target=RunLayout(run_dir).cache(split),
+                          progress=False,
                           classes=CLASSES)
     return run_dir
 

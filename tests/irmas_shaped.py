@@ -55,7 +55,8 @@ def render(rows: pd.DataFrame, root: Path, seed: int = 1) -> pd.DataFrame:
             ["instrument", "recording"]):
         name = irmas.parse_training_name(group["path"].iloc[0])
         rng = np.random.default_rng([seed, ALL_CLASSES.index(code), int(recording)])
-        audio, _ = renderer.recording([code], name.genre, name.drums == "dru", 10.5, rng)
+        audio, _ = renderer.recording([code], name.genre, name.drums == "dru", seconds=10.5,
+                                      rng=rng)
         for path in group["path"]:
             k = irmas.parse_training_name(path).excerpt - 1
             start = int((0.4 + (k % 3) * 3.2) * SAMPLE_RATE)
@@ -64,7 +65,7 @@ def render(rows: pd.DataFrame, root: Path, seed: int = 1) -> pd.DataFrame:
     for number, row in enumerate(test.itertuples(index=False)):
         leads = row.instruments.split()
         rng = np.random.default_rng([seed, 99, number])
-        audio, _ = renderer.recording(leads, "pop_roc", False, TEST_SECONDS + 0.5, rng)
+        audio, _ = renderer.recording(leads, "pop_roc", False, seconds=TEST_SECONDS + 0.5, rng=rng)
         _write(root / row.path, audio[:int(TEST_SECONDS * SAMPLE_RATE)])
         (root / row.path).with_suffix(".txt").write_text("".join(f"{c}\t\n" for c in leads))
     out["md5"] = [irmas.md5sum(root / path) for path in out["path"]]

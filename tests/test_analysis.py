@@ -26,9 +26,9 @@ from helpers.train import loop, recipe, sources
 def run(demo_set, tmp_path_factory):
     run_dir = cached_run(demo_set, tmp_path_factory.mktemp("run"))
     config = TrainingConfig(epochs=1, device="cpu", progress=False)
-    recipe.train(run_dir, STAGE1, "mel", config)
+    recipe.train(run_dir, STAGE1, "mel", config=config)
     mix_plans.build_mixes(run_dir, uses_per_clip=1, random_seed=1)
-    recipe.train(run_dir, STAGE2, "mel", config)
+    recipe.train(run_dir, STAGE2, "mel", config=config)
     return run_dir
 
 
@@ -93,7 +93,7 @@ def test_whole_excerpts_are_heard_through_windows(run, demo_set):
 def test_missing_excerpt_files_are_named(run, demo_set, tmp_path):
     root, manifest = demo_set
     moved = tmp_path / "run"
-    dataset.save_dataset(moved, "irmas", tmp_path / "empty", manifest, classes=CLASSES)
+    dataset.save_dataset(moved, "irmas", tmp_path / "empty", manifest=manifest, classes=CLASSES)
     with pytest.raises(FileNotFoundError, match="01_download.*test1"):
         analysis.excerpt_rows(moved)
 
@@ -107,7 +107,7 @@ def test_unreadable_excerpts_are_skipped_with_a_warning(run, demo_set, tmp_path)
         shutil.copy(root / path, data / path)
     (data / excerpts[0]).write_bytes(b"<html>not audio</html>")
     other = tmp_path / "run"
-    dataset.save_dataset(other, "demo", data, manifest, classes=CLASSES)
+    dataset.save_dataset(other, "demo", data, manifest=manifest, classes=CLASSES)
     for stage in ("stage1", "stage2"):
         (other / stage).symlink_to(run / stage)
     with pytest.warns(UserWarning, match="skipped.*" + re.escape(Path(excerpts[0]).name)):

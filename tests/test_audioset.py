@@ -60,7 +60,7 @@ def test_features_of_our_windows_come_from_the_checkpoint_folder(tiny_ast):
 
 
 def test_a_frozen_head_trains_on_cached_features_and_predicts_on_audio(tiny_ast, run, tmp_path):
-    result = recipe.train(run, STAGE1, "transfer-ast", _config(tiny_ast))
+    result = recipe.train(run, STAGE1, "transfer-ast", config=_config(tiny_ast))
     data = checkpoints.load_checkpoint(result.checkpoint)
     assert all(k.startswith("head.") for k in data["state_dict"]), "the backbone is not stored"
     assert data["meta"]["backbone"]["name"] == "ast"
@@ -75,7 +75,7 @@ def test_a_frozen_head_trains_on_cached_features_and_predicts_on_audio(tiny_ast,
 @pytest.mark.slow
 def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_path):
     config = _config(tiny_ast, epochs=1, mix_under=0.0)
-    result = recipe.train(run, STAGE1, "ast-finetune", config)
+    result = recipe.train(run, STAGE1, "ast-finetune", config=config)
     model, meta = checkpoints.load_model(result.checkpoint)
     assert any(k.startswith("backbone.net.") for k in model.state_dict()), "all of it is kept"
     assert meta["training"]["backbone_lr"] == 0.02, "the transformer's gentler backbone rate"
@@ -98,7 +98,7 @@ def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_pat
     assert alone.probabilities == pytest.approx(heard.probabilities, abs=1e-5)
     # Stage 2, as notebook 05 asks for it: the whole network on fresh mixes, mixed by chance
     mixed = recipe.train_models(run, STAGE2, ["ast-finetune"],
-                                _config(tiny_ast, epochs=1, mix_chance=0.8))["ast-finetune"]
+                                config=_config(tiny_ast, epochs=1, mix_chance=0.8))["ast-finetune"]
     model, meta = checkpoints.load_model(mixed.checkpoint)
     assert meta["training"]["mix_chance"] == 0.8 and meta["training"]["dynamic_mixing"]
     assert len(meta["thresholds"]) == 4 and any(k.startswith("backbone.net.")
@@ -108,7 +108,7 @@ def test_fine_tuning_trains_and_stores_the_whole_backbone(tiny_ast, run, tmp_pat
 
 
 def test_stage2_head_on_mixes_tunes_thresholds_and_mixes_by_chance(tiny_ast, run):
-    result = recipe.train(run, STAGE2, "transfer-ast", _config(tiny_ast))
+    result = recipe.train(run, STAGE2, "transfer-ast", config=_config(tiny_ast))
     assert len(result.test["thresholds"]) == 4
     weights = mix_plans.with_mix_chance({1: 1.0, 2: 2.0, 3: 1.0}, 0.8)
     assert weights == pytest.approx({1: 0.2, 2: 0.8 * 2 / 3, 3: 0.8 / 3}), "PaSST's p = 0.8"
@@ -124,7 +124,7 @@ def test_without_the_weights_one_line_names_the_model_and_the_fix(tmp_path, monk
     with pytest.raises(audioset.AstUnavailable, match="'no-such/ast'.*run once with internet"):
         audioset.ASTFeatures("no-such/ast")
     moved = tmp_path / "moved"
-    result = recipe.train(run, STAGE1, "transfer-ast", _config(tiny_ast, epochs=1))
+    result = recipe.train(run, STAGE1, "transfer-ast", config=_config(tiny_ast, epochs=1))
     data = checkpoints.load_checkpoint(result.checkpoint)
     shutil.move(tiny_ast, moved)  # the backbone the head names is gone
     try:

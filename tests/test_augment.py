@@ -47,8 +47,8 @@ def test_mix_under_adds_one_quieter_clip_of_another_instrument_and_keeps_the_lab
 def test_mix_under_leaves_a_one_instrument_batch_alone_and_chance_zero_changes_nothing():
     x = _sines([220.0, 330.0, 440.0, 550.0])
     assert torch.allclose(augment.mix_under(x, torch.zeros(4, dtype=torch.long), 1.0,
-                                            (-20.0, -6.0)), x, atol=1e-6)
-    assert torch.allclose(augment.mix_under(x, torch.arange(4), 0.0, (-20.0, -6.0)), x,
+                                            db_range=(-20.0, -6.0)), x, atol=1e-6)
+    assert torch.allclose(augment.mix_under(x, torch.arange(4), 0.0, db_range=(-20.0, -6.0)), x,
                           atol=1e-6)
 
 

@@ -35,7 +35,7 @@ def mtt():
 
 @pytest.fixture(scope="module")
 def frozen(run):
-    return recipe.train(run, STAGE1, "transfer-musicnn", HEAD)
+    return recipe.train(run, STAGE1, "transfer-musicnn", config=HEAD)
 
 
 def test_frozen_head_learns_and_stores_only_the_head(run, frozen, mtt):
@@ -120,7 +120,7 @@ def test_a_head_trained_with_no_instrument_windows_is_unsure_of_hiss_and_hum(run
     import soundfile as sf
 
     config = TrainingConfig(epochs=30, lr=1e-3, progress=False, device="cpu")
-    result = recipe.train(run, STAGE1, "transfer-musicnn", config,
+    result = recipe.train(run, STAGE1, "transfer-musicnn", config=config,
                           variant="transfer-musicnn-nothing")
     predictor = predict.Predictor(result.checkpoint)
     rng = np.random.default_rng(0)
@@ -138,7 +138,7 @@ def test_a_head_trained_with_no_instrument_windows_is_unsure_of_hiss_and_hum(run
 
 
 def test_stage2_frozen_head_on_mixes_tunes_thresholds(run, tmp_path):
-    result = recipe.train(run, STAGE2, "transfer-musicnn", HEAD)
+    result = recipe.train(run, STAGE2, "transfer-musicnn", config=HEAD)
     data = checkpoints.load_checkpoint(result.checkpoint)
     assert data["meta"]["task"] == "multi" and len(data["meta"]["thresholds"]) == 4
     assert "tuned" in result.test
@@ -159,7 +159,7 @@ def test_finetuning_trains_the_backbone_slower(run):
     opt = loop.optimizer(model, config)
     assert [g["scale"] for g in opt.param_groups] == [1.0, 0.1]
     assert type(model.backbone.augment).__name__ == "Identity"
-    result = recipe.train(run, STAGE1, "musicnn-finetune", config)
+    result = recipe.train(run, STAGE1, "musicnn-finetune", config=config)
     trained, meta = checkpoints.load_model(result.checkpoint)
     assert meta["backbone"]["weights_sha256"] is None  # its weights are in the state dict
     changed = [k for k, v in trained.state_dict().items()

@@ -175,7 +175,7 @@ def test_source_none_is_irmas_on_colab_and_the_demo_elsewhere(monkeypatch, tmp_p
 def test_a_later_notebook_names_the_run_and_refuses_another_source(tmp_path):
     run = tmp_path / "run"
     manifest = pd.DataFrame({c: [] for c in irmas.MANIFEST_COLUMNS})
-    dataset.save_dataset(run, "irmas", tmp_path / "data", manifest, ("gac", "pia"))
+    dataset.save_dataset(run, "irmas", tmp_path / "data", manifest=manifest, classes=("gac", "pia"))
     line = dataset.describe(run)
     assert "IRMAS" in line and "gac, pia" in line and "notebook 01" in line
     assert dataset.describe(run, "irmas", ["gac", "pia"]) == line

@@ -44,7 +44,7 @@ def eleven(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("eleven")
     data, run = tmp / "data", RunLayout(tmp / "run")
     manifest = render_set.render_demo(data, **ELEVEN, progress=False, instruments=ALL_CLASSES)
-    dataset.save_dataset(run, "demo", data, manifest, ALL_CLASSES)
+    dataset.save_dataset(run, "demo", data, manifest=manifest, classes=ALL_CLASSES)
     cache.build_all(manifest, data, run, progress=False, classes=ALL_CLASSES)
     return run, manifest
 
@@ -96,10 +96,10 @@ def test_caches_plans_and_models_take_the_class_list_from_the_run(eleven, capsys
 def test_both_stages_train_and_are_analysed_on_eleven(eleven):
     run, _ = eleven
     quick = TrainingConfig(epochs=1, progress=False, batch_size=32)
-    first = recipe.train(run, STAGE1, "mel", quick)
+    first = recipe.train(run, STAGE1, "mel", config=quick)
     assert set(first.test["f1"]) == set(ALL_CLASSES)
     assert len(first.test["confusion"]) == 11
-    second = recipe.train(run, STAGE2, "mel-finetune", quick)
+    second = recipe.train(run, STAGE2, "mel-finetune", config=quick)
     assert len(second.test["thresholds"]) == 11
     meta = checkpoints.load_checkpoint(run.model("stage2", "mel-finetune").best)["meta"]
     assert meta["classes"] == list(ALL_CLASSES)
@@ -125,9 +125,10 @@ def test_a_model_of_another_instrument_set_is_refused_with_both_lists(eleven, de
     run, _ = eleven
     four = RunLayout(tmp_path / "four")
     root, manifest = demo_set
-    dataset.save_dataset(four, "demo", root, manifest, classes=CLASSES)
+    dataset.save_dataset(four, "demo", root, manifest=manifest, classes=CLASSES)
     for split in SPLITS:
-        cache.build_split(manifest, root, split, four.cache(split), progress=False, classes=CLASSES)
+        cache.build_split(manifest, root, split, target=four.cache(split), progress=False,
+                          classes=CLASSES)
     four.model("stage1", "mel").folder.mkdir(parents=True)
     shutil.copy(run.model("stage1", "mel").best, four.model("stage1", "mel").best)
     with pytest.raises(checkpoints.CheckpointError,

@@ -62,7 +62,8 @@ def test_no_val_or_test_clip_in_a_training_mix(demo_set, tmp_path):
     root, manifest = demo_set
     files = {}
     for split in ("train", "val", "test"):
-        cached = cache.load_split(cache.build_split(manifest, root, split, tmp_path / f"{split}.pt",
+        cached = cache.load_split(cache.build_split(manifest, root, split,
+                                                    target=tmp_path / f"{split}.pt",
                                                     progress=False, classes=CLASSES))
         plan = mixing.plan_mixes(cached.labels, seed=1, classes=CLASSES)
         used = plan.sources[plan.sources >= 0].unique().tolist()

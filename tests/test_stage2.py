@@ -43,7 +43,7 @@ def test_head_trains_on_features_extracted_once_with_a_frozen_eval_extractor(run
     extractor, _ = checkpoints.load_model(ckpt)
     state = {k: v.clone() for k, v in extractor.state_dict().items()}
     config = TrainingConfig(epochs=4, lr=3e-3, progress=False, device="cpu")
-    result = recipe.train(run, STAGE2, "transfer", config)
+    result = recipe.train(run, STAGE2, "transfer", config=config)
     assert result.parameters == 30_754
     history = pd.read_csv(layout.model("stage2", "transfer").history_csv)
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], "the head learns"
@@ -57,7 +57,8 @@ def test_head_trains_on_features_extracted_once_with_a_frozen_eval_extractor(run
     for key, value in extractor.state_dict().items():  # weights and BatchNorm statistics
         assert torch.equal(value, state[key]), key
     mtime = head.features("train").stat().st_mtime_ns
-    recipe.train(run, STAGE2, "transfer", TrainingConfig(epochs=5, progress=False, device="cpu"))
+    recipe.train(run, STAGE2, "transfer", config=TrainingConfig(epochs=5, progress=False,
+                                                                device="cpu"))
     assert head.features("train").stat().st_mtime_ns == mtime, "features are not recomputed"
     tested = analysis.evaluate_mixes(run, "cpu")["transfer"].scores()
     assert tested["exact_match"] == pytest.approx(
@@ -80,7 +81,7 @@ def test_one_staleness_rule_rebuilds_exactly_what_depends_on_a_change(run):
     layout = RunLayout(run)
     head = layout.model("stage2", "transfer")
     config = TrainingConfig(epochs=1, progress=False, device="cpu", resume=False, overwrite=True)
-    recipe.train(run, STAGE2, "transfer", config)
+    recipe.train(run, STAGE2, "transfer", config=config)
     caches = _files(layout.cache(s) for s in SPLITS)
     plans = _files(layout.mixes(s) for s in SPLITS)
     features = _files(head.features(s) for s in SPLITS)
@@ -140,10 +141,10 @@ def test_fine_tuning_starts_from_the_stage1_weights(demo_set, tmp_path):
     layout = RunLayout(run)
     mix_plans.build_mixes(run, uses_per_clip=1, random_seed=1)
     config = TrainingConfig(epochs=1, progress=False, device="cpu")
-    recipe.train(run, STAGE1, "mel", config)
+    recipe.train(run, STAGE1, "mel", config=config)
     start, _ = checkpoints.load_model(layout.model("stage1", "mel").best)
     frozen = config.with_model("mel-finetune", lr=0.0)  # a step of size 0: weights stay put
-    recipe.train(run, STAGE2, "mel-finetune", frozen)
+    recipe.train(run, STAGE2, "mel-finetune", config=frozen)
     tuned, meta = checkpoints.load_model(layout.model("stage2", "mel-finetune").best)
     assert meta["training"]["lr"] == 0.0
     conv = [k for k, v in start.state_dict().items() if v.dtype.is_floating_point
@@ -159,12 +160,13 @@ def _wave1d_features(run) -> dict:
     """The Stage-1 wave1d's features of the mixes, as the 2020 transfer head reads them."""
     layout = RunLayout(run)
     return sources.stage1_features(layout, "wave1d", layout.model(STAGE2, "transfer"),
-                                   torch.device("cpu"), progress=False)
+                                   device=torch.device("cpu"), progress=False)
 
 
 def test_damaged_plans_and_features_are_named_and_made_again(run, capsys):
     layout = RunLayout(run)
-    recipe.train(run, STAGE2, "transfer", TrainingConfig(epochs=1, progress=False, device="cpu",
+    recipe.train(run, STAGE2, "transfer", config=TrainingConfig(epochs=1, progress=False,
+                                                                device="cpu",
                                               resume=False, overwrite=True))
     features = layout.model("stage2", "transfer").features("val")
     features.write_bytes(features.read_bytes()[:1000])
@@ -187,7 +189,7 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
     mix_plans.build_mixes(run, uses_per_clip=1, k_weights={1: 1, 2: 1}, random_seed=1)
     fixed = mixing.load_plan(layout.mixes("train"))[0]
     config = TrainingConfig(epochs=2, progress=False, device="cpu")
-    result = recipe.train(run, STAGE2, "mel", config)
+    result = recipe.train(run, STAGE2, "mel", config=config)
     assert result.training["dynamic_mixing"] and result.training["eq_db"] == 6.0
     assert result.training["mix_under"] == result.training["label_smoothing"] == 0.0, (
         "Stage-1 knobs did not run on mixes, and the record says so")
@@ -226,7 +228,7 @@ def test_the_transfer_head_on_the_stronger_extractor_keeps_the_2020_sizes(run):
                                                                                  n_outputs=len(CLASSES)),
                                 checkpoints.model_meta("mel", classes=CLASSES))
     config = TrainingConfig(epochs=2, lr=3e-3, progress=False, device="cpu")
-    result = recipe.train(run, STAGE2, "transfer-mel", config)
+    result = recipe.train(run, STAGE2, "transfer-mel", config=config)
     assert result.model == "transfer-mel" and result.parameters == 158_954
     head, meta = checkpoints.load_model(layout.model("stage2", "transfer-mel").best)
     assert meta["extractor"] == "mel" and len(meta["thresholds"]) == 4
@@ -266,7 +268,7 @@ def test_a_stage2_model_trained_with_no_instrument_windows_names_nothing_in_hiss
     mix_plans.build_mixes(run, uses_per_clip=4, random_seed=1)
     config = TrainingConfig.plain(epochs=12, lr=3e-3, nothing=0.25, progress=False,
                                   device="cpu")
-    result = recipe.train(run, STAGE2, "mel", config)
+    result = recipe.train(run, STAGE2, "mel", config=config)
     best = RunLayout(run).model("stage2", "mel").best
     assert checkpoints.load_model(best)[1]["names_nothing"] is True
     predictor = predict.Predictor(best)

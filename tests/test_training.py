@@ -28,14 +28,14 @@ from helpers.train.recipe import STAGE_RECIPES
 def tiny(demo_set, tmp_path_factory):
     root, manifest = demo_set
     folder = tmp_path_factory.mktemp("cache")
-    split = {s: cache.load_split(cache.build_split(manifest, root, s, folder / f"{s}.pt",
+    split = {s: cache.load_split(cache.build_split(manifest, root, s, target=folder / f"{s}.pt",
                                                    progress=False, classes=CLASSES))
              for s in ("train", "val")}
     # 1 s crops keep the steps cheap; the models are length-agnostic (MelCNN) or told (Wave1DCNN)
     crop = {s: c.waves[..., :44_100] for s, c in split.items()}
     index, sign = split["train"].balanced()
     return {
-        "train": ClipBatches(crop["train"], split["train"].labels, 8, index, sign,
+        "train": ClipBatches(crop["train"], split["train"].labels, 8, index=index, sign=sign,
                                       shuffle=True),
         "val": ClipBatches(crop["val"], split["val"].labels, 16),
     }
@@ -55,9 +55,10 @@ def _fit(tiny, out, epochs, stop_after=None, spy=None, recipe=False, **knobs):
     waves = sources.clip_augment(config, len(CLASSES))
     if spy is not None:  # sees what the real augmentation is given, then lets it run
         waves = spy(waves)
-    result = loop.fit(model, tiny["train"], tiny["val"], STAGE_RECIPES[STAGE1].loss(config),
-                      metrics.accuracy_from_logits, ModelFiles(Path(out)), meta, config,
-                      stop_after=stop_after, augment=waves)
+    result = loop.fit(model, tiny["train"], tiny["val"],
+                      loss_fn=STAGE_RECIPES[STAGE1].loss(config),
+                      score_fn=metrics.accuracy_from_logits, files=ModelFiles(Path(out)),
+                      meta=meta, config=config, stop_after=stop_after, augment=waves)
     return model, result
 
 
@@ -202,10 +203,10 @@ def test_resume_refuses_another_model(tiny, tmp_path):
     _fit(tiny, tmp_path, epochs=1)
     model = networks.Wave1DCNN(length=44_100, n_outputs=len(CLASSES))
     with pytest.raises(ValueError, match="'mel' model"):
-        loop.fit(model, tiny["train"], tiny["val"], nn.functional.cross_entropy,
-                     metrics.accuracy_from_logits, ModelFiles(tmp_path),
-                     checkpoints.model_meta("wave1d", classes=CLASSES),
-                     TrainingConfig(epochs=2, progress=False, device="cpu", lr=1e-3,
+        loop.fit(model, tiny["train"], tiny["val"], loss_fn=nn.functional.cross_entropy,
+                     score_fn=metrics.accuracy_from_logits, files=ModelFiles(tmp_path),
+                     meta=checkpoints.model_meta("wave1d", classes=CLASSES),
+                     config=TrainingConfig(epochs=2, progress=False, device="cpu", lr=1e-3,
                                     batch_size=16))
 
 
@@ -364,8 +365,8 @@ def test_a_scaled_step_trains_like_an_unscaled_one():
         torch.manual_seed(0)
         model = nn.Linear(5, 3)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        losses = [loop.train_step(model, opt, nn.functional.cross_entropy, x, y,
-                                      torch.device("cpu"), scaler=scaler) for _ in range(3)]
+        losses = [loop.train_step(model, opt, nn.functional.cross_entropy, x=x, y=y,
+                                      device=torch.device("cpu"), scaler=scaler) for _ in range(3)]
         steps.append((losses, model.weight.detach().clone()))
     assert steps[0][0] == pytest.approx(steps[1][0], rel=1e-5)
     torch.testing.assert_close(steps[0][1], steps[1][1])

@@ -168,7 +168,7 @@ def count_confusion(targets, pred) -> pd.DataFrame:
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], float], groups, n_boot: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+                       *, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """A percentile bootstrap interval of `statistic(item_indices)` resampling whole groups
     (recordings) with replacement, not items: excerpts of one recording are not independent,
     so resampling clips would make the interval too narrow."""

@@ -26,7 +26,7 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, device: torch.devi
 
 
 def mix_under(x: torch.Tensor, y: torch.Tensor, chance: float,
-              db_range: tuple[float, float]) -> torch.Tensor:
+              *, db_range: tuple[float, float]) -> torch.Tensor:
     """With probability `chance`, add another clip of the batch *of a different instrument*
     `db_range` dB below each clip (IRMAS's predominant instrument over others), normalised
     again as every clip is (`audio.peak_normalise`); the label of the clip stays. `y` holds
@@ -66,13 +66,13 @@ def shift(x: torch.Tensor) -> torch.Tensor:
     return x.gather(2, index.expand(b, c, t))
 
 
-def augment_waves(x: torch.Tensor, y: torch.Tensor, config: TrainingConfig, n_classes: int
+def augment_waves(x: torch.Tensor, y: torch.Tensor, config: TrainingConfig, *, n_classes: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The waveform augmentations `config` switches on, in a fixed order: mixing, time shift,
     gain. `y` holds class numbers (Stage 1) or a multi-hot matrix (Stage 2). Mix-under keeps
     class numbers; mixup returns a target matrix `[B, n_classes]` (one-hot rows mixed)."""
     if config.mix_under and y.dim() == 1:
-        x = mix_under(x, y, config.mix_under, config.mix_under_db)
+        x = mix_under(x, y, config.mix_under, db_range=config.mix_under_db)
     if config.mixup:
         targets = y.float() if y.dim() == 2 else nn.functional.one_hot(y, n_classes).float()
         x, y = mixup(x, targets, config.mixup)
@@ -98,7 +98,7 @@ class SpectrogramAugment(nn.Module):
     one frequency and one time mask per clip (Park et al. 2019)."""
 
     def __init__(self, eq_db: float = 0.0, masks: bool = False, freq_mask: int = 12,
-                 time_mask: int = 16, control_points: int = 6) -> None:
+                 *, time_mask: int = 16, control_points: int = 6) -> None:
         super().__init__()
         self.eq_db, self.masks, self.control_points = eq_db, masks, control_points
         self.freq = torchaudio.transforms.FrequencyMasking(freq_mask, iid_masks=True)

@@ -26,7 +26,7 @@ class Batches:
     uninterrupted one would have seen.
     """
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool = False, seed: int = SEED
+    def __init__(self, size: int, batch_size: int, shuffle: bool = False, *, seed: int = SEED
                  ) -> None:
         self.size, self.batch_size, self.shuffle, self.seed, self.epoch = (
             size, batch_size, shuffle, seed, 0)
@@ -80,12 +80,12 @@ class ClipBatches(Batches):
     `waves` and ±1 sign flips)."""
 
     def __init__(self, waves: torch.Tensor, targets: torch.Tensor, batch_size: int,
-                 index: torch.Tensor | None = None, sign: torch.Tensor | None = None,
+                 *, index: torch.Tensor | None = None, sign: torch.Tensor | None = None,
                  shuffle: bool = False, seed: int = SEED) -> None:
         self.waves, self.targets = waves, targets
         self.index = torch.arange(len(waves)) if index is None else index
         self.sign = torch.ones(len(self.index)) if sign is None else sign
-        super().__init__(len(self.index), batch_size, shuffle, seed)
+        super().__init__(len(self.index), batch_size, shuffle=shuffle, seed=seed)
 
     def _batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.index[items].to(self.waves.device)
@@ -98,9 +98,9 @@ class TensorBatches(Batches):
     """Batches of rows of a plain tensor (e.g. precomputed features) and their targets."""
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int,
-                 shuffle: bool = False, seed: int = SEED) -> None:
+                 *, shuffle: bool = False, seed: int = SEED) -> None:
         self.inputs, self.targets = inputs, targets
-        super().__init__(len(inputs), batch_size, shuffle, seed)
+        super().__init__(len(inputs), batch_size, shuffle=shuffle, seed=seed)
 
     def _batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inputs[items.to(self.inputs.device)], self.targets[items.to(

@@ -125,9 +125,8 @@ def build_split(
     manifest: pd.DataFrame,
     root: str | Path,
     split: str,
-    target: str | Path,
+    *, target: str | Path,
     progress: bool = True,
-    *,
     classes: tuple[str, ...],
 ) -> Path:
     """Decode the clips of `split` under `root` into the file `target` (reused if current),
@@ -199,10 +198,10 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> CachedSp
                        [tuple(s) for s in data["skipped"]], data["key"], tuple(data["classes"]))
 
 
-def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, progress: bool = True,
-              *, classes: tuple[str, ...]) -> dict[str, CachedSplit]:
+def build_all(manifest: pd.DataFrame, root: str | Path, run: RunLayout, *, progress: bool = True,
+              classes: tuple[str, ...]) -> dict[str, CachedSplit]:
     """Build (or reuse) and load the cache of every split of the run, on its `classes`."""
-    return {s: load_split(build_split(manifest, root, s, run.cache(s), progress,
+    return {s: load_split(build_split(manifest, root, s, target=run.cache(s), progress=progress,
                                       classes=classes))
             for s in SPLITS}
 

@@ -56,7 +56,7 @@ def read_json(path: str | Path, producer: str) -> dict:
 
 
 def save_dataset(run: RunLayout | str | Path, source: str, data_dir: str | Path,
-                 manifest: pd.DataFrame, classes: tuple[str, ...]) -> None:
+                 *, manifest: pd.DataFrame, classes: tuple[str, ...]) -> None:
     """Record the prepared data set (its source, folder, instruments and manifest) in the run
     folder."""
     run = as_layout(run)

@@ -77,7 +77,7 @@ def fetch(
     archive: Archive,
     archive_dir: str | Path,
     drive_id: str | None = None,
-    url: str | None = None,
+    *, url: str | None = None,
     retries: int = 3,
     quiet: bool = False,
 ) -> Path:
@@ -182,7 +182,7 @@ def extract(
     zip_path: str | Path,
     target: str | Path,
     manifest: pd.DataFrame | None = None,
-    progress: bool = True,
+    *, progress: bool = True,
     folders: set[str] | None = None,
 ) -> list[str]:
     """Unpack `zip_path` into `target`, verify against `manifest`, and return its top folders.
@@ -277,7 +277,7 @@ def download_irmas(
     data_dir: str | Path,
     manifest: pd.DataFrame,
     parts: tuple[str, ...] = ("train", "test1", "test2", "test3"),
-    archive_dir: str | Path | None = None,
+    *, archive_dir: str | Path | None = None,
     drive_ids: dict[str, str] | None = None,
     keep_archives: bool = False,
     retries: int = 3,

@@ -64,11 +64,11 @@ def _counts(n: int, weights: dict[int, float]) -> dict[int, int]:
 
 def plan_mixes(
     labels: torch.Tensor | np.ndarray,
+    *,
     uses_per_clip: float = 3.0,
     k_weights: dict[int, float] | None = None,
     gain_db: float = 6.0,
     seed: int = SEED,
-    *,
     classes: tuple[str, ...],
 ) -> MixPlan:
     """Plan mixes of one split's clips (`labels`: index into `classes` per cached clip).
@@ -129,9 +129,9 @@ class MixBatches(Batches):
     from the seed, the epoch and the batch, so a resumed run sees the same ones."""
 
     def __init__(self, waves: torch.Tensor, plan: MixPlan, batch_size: int,
-                 shuffle: bool = False, seed: int = SEED, nothing: float = 0.0) -> None:
+                 *, shuffle: bool = False, seed: int = SEED, nothing: float = 0.0) -> None:
         self.waves, self.plan, self.nothing = waves, plan, nothing
-        super().__init__(len(plan), batch_size, shuffle, seed)
+        super().__init__(len(plan), batch_size, shuffle=shuffle, seed=seed)
 
     def _batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = mix(self.waves, self.plan.sources[items], self.plan.gains[items])
@@ -139,7 +139,7 @@ class MixBatches(Batches):
         if self.nothing:
             g = torch.Generator().manual_seed(
                 (self.seed * 1_000_003 + self.epoch) * 1_000_003 + int(items[0]))
-            x, y = no_instrument.replace_share(x, y, self.nothing, g)
+            x, y = no_instrument.replace_share(x, y, self.nothing, generator=g)
         return x, y
 
 
@@ -149,8 +149,8 @@ class DynamicMixBatches(MixBatches):
     mixes per epoch as the fixed plan holds; a resumed run replans exactly as before."""
 
     def __init__(self, waves: torch.Tensor, labels: torch.Tensor | np.ndarray, batch_size: int,
-                 uses_per_clip: float = 3.0, k_weights: dict[int, float] | None = None,
-                 gain_db: float = 6.0, seed: int = SEED, *, classes: tuple[str, ...],
+                 *, uses_per_clip: float = 3.0, k_weights: dict[int, float] | None = None,
+                 gain_db: float = 6.0, seed: int = SEED, classes: tuple[str, ...],
                  nothing: float = 0.0) -> None:
         self.labels, self.settings = np.asarray(labels), (uses_per_clip, k_weights, gain_db)
         self.classes = classes
@@ -158,7 +158,9 @@ class DynamicMixBatches(MixBatches):
                          nothing=nothing)
 
     def _plan(self, seed: int) -> MixPlan:
-        return plan_mixes(self.labels, *self.settings, seed=seed, classes=self.classes)
+        uses_per_clip, k_weights, gain_db = self.settings
+        return plan_mixes(self.labels, uses_per_clip=uses_per_clip, k_weights=k_weights,
+                          gain_db=gain_db, seed=seed, classes=self.classes)
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
@@ -216,14 +218,14 @@ def summary(plans: dict[str, MixPlan]) -> pd.DataFrame:
 
 
 def export_examples(waves: torch.Tensor, plan: MixPlan, folder: str | Path,
-                    per_combination: int = 2) -> list[Path]:
+                    *, per_combination: int = 2) -> list[Path]:
     """The first `per_combination` mixes of every instrument combination as WAVs."""
     items = [i for group in by_combination(plan).values() for i in group[:per_combination]]
-    return export_wavs(waves, plan, folder, items)
+    return export_wavs(waves, plan, folder, items=items)
 
 
 def export_wavs(waves: torch.Tensor, plan: MixPlan, folder: str | Path,
-                items: list[int] | None = None) -> list[Path]:
+                *, items: list[int] | None = None) -> list[Path]:
     """Write mixes as 16-bit stereo WAVs named after their instruments (for listening/reuse)."""
     folder = Path(folder)
     written = []

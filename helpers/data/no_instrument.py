@@ -58,7 +58,7 @@ def _clicks(n: int, length: int, g: torch.Generator) -> torch.Tensor:
 
 
 def no_instrument(n: int, length: int, generator: torch.Generator,
-                  sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+                  *, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """`n` stereo windows `[n, 2, length]` in which no instrument plays, drawn evenly from
     `KINDS`, peak-normalised as training clips are (silence stays silence)."""
     kinds = torch.randint(0, len(KINDS), (n,), generator=generator)
@@ -72,7 +72,7 @@ def no_instrument(n: int, length: int, generator: torch.Generator,
     return peak_normalise(out)
 
 
-def replace_share(x: torch.Tensor, y: torch.Tensor, share: float, generator: torch.Generator,
+def replace_share(x: torch.Tensor, y: torch.Tensor, share: float, *, generator: torch.Generator,
                   fill: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch `x` `[B, 2, L]`, target matrix `y` `[B, C]` with its first `round(share * B)`
     items replaced by no-instrument windows whose targets are all `fill` (0: name nothing;
@@ -101,7 +101,7 @@ def flat_share(waves_augment: AugmentFn | None, share: float, n_classes: int
         if y.dim() == 1:
             y = torch.nn.functional.one_hot(y, n_classes).float()
         g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
-        return replace_share(x, y, share, g, fill=1 / n_classes)
+        return replace_share(x, y, share, generator=g, fill=1 / n_classes)
 
     return apply
 
@@ -110,7 +110,7 @@ class NothingBatches(Batches):
     """`count` no-instrument windows with all-zero targets over `n_classes`, made a batch at a
     time (the same ones for the same seed), for the features a frozen backbone gives them."""
 
-    def __init__(self, count: int, n_classes: int, batch_size: int, seed: int = SEED,
+    def __init__(self, count: int, n_classes: int, batch_size: int, *, seed: int = SEED,
                  length: int = CLIP_SAMPLES) -> None:
         self.n_classes, self.length = n_classes, length
         super().__init__(count, batch_size, shuffle=False, seed=seed)

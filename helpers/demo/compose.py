@@ -56,13 +56,13 @@ class Score:
     def __init__(self) -> None:
         self.events: list[tuple[float, int, str, tuple]] = []
 
-    def note(self, chan: int, key: int, start: float, dur: float, vel: int) -> None:
+    def note(self, chan: int, key: int, start: float, *, dur: float, vel: int) -> None:
         key = int(np.clip(key, 0, 127))
         vel = int(np.clip(vel, 1, 127))
         self.events.append((start, 1, "noteon", (chan, key, vel)))
         self.events.append((start + max(dur, 0.03), 0, "noteoff", (chan, key)))
 
-    def cc(self, chan: int, ctrl: int, value: int, at: float = 0.0) -> None:
+    def cc(self, chan: int, ctrl: int, value: int, *, at: float = 0.0) -> None:
         self.events.append((at, -1, "cc", (chan, ctrl, int(np.clip(value, 0, 127)))))
 
     def velocity_curve(self, chans: tuple[int, ...], exponent: float) -> None:
@@ -140,7 +140,8 @@ def _line(score: Score, song: Song, chan: int, voice: Voice, bars: int, rng) -> 
             key = int(np.clip(song.degree(degree), voice.low, voice.high))
         accent = 12 if beat % 4 == 0 else 0
         start = song.time(beat)
-        score.note(chan, key, start, dur * song.beat * legato, vel + accent + rng.integers(-8, 9))
+        score.note(chan, key, start, dur=dur * song.beat * legato,
+                   vel=vel + accent + rng.integers(-8, 9))
         beat += dur
 
 
@@ -165,14 +166,14 @@ def _strum(score: Score, song: Song, chan: int, voice: Voice, bars: int, rng) ->
                 gap = rng.uniform(0.008, 0.025)
                 for i, key in enumerate(order):
                     accent = 15 if eighth in (0, 4) else 0
-                    score.note(chan, key, start + i * gap, 1.6 * song.beat,
-                               vel + accent - 3 * i + rng.integers(-6, 7))
+                    score.note(chan, key, start + i * gap, dur=1.6 * song.beat,
+                               vel=vel + accent - 3 * i + rng.integers(-6, 7))
             elif pattern == "arpeggio":
                 key = shape[[0, 2, 3, 4, 5, 4, 3, 2][eighth] % len(shape)]
-                score.note(chan, key, start, 1.2 * song.beat, vel + rng.integers(-8, 9))
+                score.note(chan, key, start, dur=1.2 * song.beat, vel=vel + rng.integers(-8, 9))
             else:
                 key = shape[0] if eighth in (0, 4) else shape[1] if eighth in (2, 6) else shape[-1]
-                score.note(chan, key, start, 0.9 * song.beat, vel + rng.integers(-8, 9))
+                score.note(chan, key, start, dur=0.9 * song.beat, vel=vel + rng.integers(-8, 9))
 
 
 def _keys(score: Score, song: Song, chan: int, voice: Voice, bars: int, rng) -> None:
@@ -185,23 +186,24 @@ def _keys(score: Score, song: Song, chan: int, voice: Voice, bars: int, rng) -> 
     for bar in range(bars):
         start = song.time(bar * 4)
         chord = song.chord(bar, sevenths)
-        score.cc(chan, 64, 0, start - 0.01)
-        score.cc(chan, 64, 100, start + 0.02)
-        score.note(chan, _fit(chord[0], left, left + 11), start, 4 * song.beat, vel)
+        score.cc(chan, 64, 0, at=start - 0.01)
+        score.cc(chan, 64, 100, at=start + 0.02)
+        score.note(chan, _fit(chord[0], left, left + 11), start, dur=4 * song.beat, vel=vel)
         upper = sorted(_fit(pc, right, right + 11) for pc in chord)
         if pattern == "block":
             for b in range(4):
                 for key in upper:
-                    score.note(chan, key, song.time(bar * 4 + b), 0.9 * song.beat,
-                               vel - 5 + rng.integers(-8, 9))
+                    score.note(chan, key, song.time(bar * 4 + b), dur=0.9 * song.beat,
+                               vel=vel - 5 + rng.integers(-8, 9))
         elif pattern == "arpeggio":
             run = upper + [k + 12 for k in upper]
             for e in range(8):
-                score.note(chan, run[e % len(run)], song.time(bar * 4 + e / 2), song.beat,
-                           vel - 8 + rng.integers(-8, 9))
+                score.note(chan, run[e % len(run)], song.time(bar * 4 + e / 2), dur=song.beat,
+                           vel=vel - 8 + rng.integers(-8, 9))
         else:
             for key in upper:
-                score.note(chan, key - 12 if key > 64 else key, start, 3.8 * song.beat, vel - 20)
+                score.note(chan, key - 12 if key > 64 else key, start, dur=3.8 * song.beat,
+                           vel=vel - 20)
     if pattern == "melody":
         _line(score, song, chan, Voice(voice.programs, 65, 91, "line"), bars, rng)
 
@@ -209,7 +211,7 @@ def _keys(score: Score, song: Song, chan: int, voice: Voice, bars: int, rng) -> 
 PLAYERS = {"strum": _strum, "keys": _keys, "line": _line}
 
 
-def band(score: Score, song: Song, bars: int, drums: bool, rng) -> None:
+def band(score: Score, song: Song, bars: int, *, drums: bool, rng) -> None:
     """The quieter accompaniment under the lead: bass, pad and maybe drums."""
     score.cc(BASS, 7, rng.integers(55, 85))
     score.cc(PAD, 7, rng.integers(30, 65))
@@ -223,17 +225,17 @@ def band(score: Score, song: Song, bars: int, drums: bool, rng) -> None:
         for b in range(4 if walking else 2):
             key = _fit(chord[b % 3], 28, 45) if walking else root + 7 * (b % 2)
             length = 4 / (4 if walking else 2)
-            score.note(BASS, key, song.time(bar * 4 + b * length), 0.9 * length * song.beat,
-                       rng.integers(70, 100))
+            score.note(BASS, key, song.time(bar * 4 + b * length), dur=0.9 * length * song.beat,
+                       vel=rng.integers(70, 100))
         if rng.random() < 0.8:
             for pc in chord:
-                score.note(PAD, _fit(pc, 52, 66), song.time(bar * 4), 4 * song.beat,
-                           rng.integers(40, 70))
+                score.note(PAD, _fit(pc, 52, 66), song.time(bar * 4), dur=4 * song.beat,
+                           vel=rng.integers(40, 70))
         if drums:
             for e in range(8):
                 at = song.time(bar * 4 + e / 2)
-                score.note(DRUMS, 42, at, 0.1, rng.integers(50, 90))
+                score.note(DRUMS, 42, at, dur=0.1, vel=rng.integers(50, 90))
                 if e in (0, 4) or (e == 7 and rng.random() < 0.3):
-                    score.note(DRUMS, 36, at, 0.1, rng.integers(85, 115))
+                    score.note(DRUMS, 36, at, dur=0.1, vel=rng.integers(85, 115))
                 if e in (2, 6):
-                    score.note(DRUMS, 38, at, 0.1, rng.integers(80, 110))
+                    score.note(DRUMS, 38, at, dur=0.1, vel=rng.integers(80, 110))

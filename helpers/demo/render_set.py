@@ -81,7 +81,7 @@ def render_demo(
     root: str | Path,
     recordings_per_class: int = 28,
     test_songs: int = 12,
-    seed: int = SEED,
+    *, seed: int = SEED,
     progress: bool = True,
     soundfonts: list[str] | None = None,
     timbre: str = "fixed",
@@ -132,8 +132,8 @@ def render_demo(
             stem = f"{rec:03d}__[{code}][{tag}][{genre}]{recording}"
         else:
             stem = f"[{code}][{genre}]{recording}"
-        audio, _ = renderer.recording([code], genre, drums, 10.5, rng,
-                                      _timbre_rng(timbre, seed, class_index, rec))
+        audio, _ = renderer.recording([code], genre, drums, seconds=10.5, rng=rng,
+                                      timbre_rng=_timbre_rng(timbre, seed, class_index, rec))
         for k in range(EXCERPTS_PER_RECORDING):
             start = int((0.4 + k * 3.2) * SAMPLE_RATE)
             rel = f"{irmas.TRAIN_DIR}/{code}/{stem}__{k + 1}.wav"
@@ -147,8 +147,8 @@ def render_demo(
         genre = str(rng.choice(irmas.GENRES))
         lengths = rng.uniform(*test_seconds, size=2)
         audio, _ = renderer.recording(leads, genre, bool(rng.random() < DRUM_CHANCE[genre]),
-                                      float(lengths.sum()) + 0.5, rng,
-                                      _timbre_rng(timbre, seed, 99, song_index))
+                                      seconds=float(lengths.sum()) + 0.5, rng=rng,
+                                      timbre_rng=_timbre_rng(timbre, seed, 99, song_index))
         start = int(0.4 * SAMPLE_RATE)
         for k, length in enumerate(lengths, start=1):
             n = int(length * SAMPLE_RATE)

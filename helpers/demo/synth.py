@@ -121,7 +121,7 @@ class Renderer:
         score.velocity_curve(chans, exponent)
         return {**drawn, "velocity_curve": round(exponent, 3)}
 
-    def recording(self, leads: list[str], genre: str, drums: bool, seconds: float, rng,
+    def recording(self, leads: list[str], genre: str, drums: bool, *, seconds: float, rng,
                   timbre_rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict]:
         """Render `seconds` of music in which `leads` are predominant; also say what was chosen.
 
@@ -158,7 +158,7 @@ class Renderer:
         synth.program_select(PAD, sfid, 0, int(rng.choice(PAD_PROGRAMS)))
         if drums:
             synth.program_select(DRUMS, sfid, 128, 0)
-        band(score, song, bars, drums, rng)
+        band(score, song, bars, drums=drums, rng=rng)
         timbre = {} if timbre_rng is None else self._randomise_timbre(
             synth, score, (*LEAD_CHANNELS[:len(leads)], BASS, PAD), timbre_rng)
         audio = score.render(synth, seconds)

@@ -128,7 +128,7 @@ def evaluate_mixes(run: RunLayout | str | Path, device: str | None = None,
         model, meta = checkpoints.load_model(files.best, dev)
         checkpoints.check_classes(meta, classes, files.best)
         if not checkpoints.hears_audio(meta):
-            feats = stage1_features(run, meta["extractor"], files, dev, progress=False)
+            feats = stage1_features(run, meta["extractor"], files, device=dev, progress=False)
             batches = TensorBatches(*feats["test"], 256)
         else:
             batches = mixing.MixBatches(waves, plan, 64)
@@ -159,7 +159,7 @@ def excerpt_rows(run: RunLayout | str | Path) -> tuple[pd.DataFrame, Path]:
 
 
 def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECONDS,
-                      device: str | None = None, progress: bool = True) -> dict[str, Evaluation]:
+                      device: str | None = None, *, progress: bool = True) -> dict[str, Evaluation]:
     """Every audio model (Stage 1 and Stage 2; not the 2020 transfer head, which reads features) on
     the whole test excerpts, through `helpers.evaluate.predict`'s windows. Keys: `stage1/mel`, …"""
     run = as_layout(run)
@@ -173,11 +173,11 @@ def evaluate_excerpts(run: RunLayout | str | Path, hop_seconds: float = HOP_SECO
     classes = dataset.instruments(run)
     for name, predictor in predictors.items():
         checkpoints.check_classes(predictor.meta, classes, name)
-    return hear_excerpts(predictors, rows, data_dir, progress)
+    return hear_excerpts(predictors, rows, data_dir, progress=progress)
 
 
 def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir: Path,
-                  progress: bool = True) -> dict[str, Evaluation]:
+                  *, progress: bool = True) -> dict[str, Evaluation]:
     """Each predictor on the excerpts of `rows` (manifest rows: `path`, `instruments`) under
     `data_dir`: window probabilities averaged per excerpt, instruments named by each
     checkpoint's rule and thresholds (all predictors share one class list). An unreadable
@@ -212,7 +212,7 @@ def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir
 
 
 def timelines(run: RunLayout | str | Path, excerpts: Evaluation, count: int = 6,
-              hop_seconds: float = HOP_SECONDS, device: str | None = None
+              *, hop_seconds: float = HOP_SECONDS, device: str | None = None
               ) -> list[tuple[Prediction, dict[str, float], list[str]]]:
     """Up to `count` of the excerpts `excerpts` (an `evaluate_excerpts` result; its model
     `stage/name`) heard again window by window, mistakes first (half, or more when fewer were

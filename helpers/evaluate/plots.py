@@ -179,7 +179,7 @@ def class_examples(split: CachedSplit) -> plt.Figure:
 
 
 def stage_curves(run: RunLayout | str | Path, stage: str, score: str = "accuracy",
-                 names: list[str] | None = None) -> plt.Figure:
+                 *, names: list[str] | None = None) -> plt.Figure:
     """Learning curves of every trained model of `stage` (or of `names`), from their histories."""
     run = as_layout(run)
     folders = [run.model(stage, n) for n in names] if names else run.trained(stage)
@@ -268,7 +268,7 @@ def multilabel_figures(ev, title: str) -> dict[str, plt.Figure]:
 
 
 def timeline(prediction, thresholds: dict[str, float], clip_seconds: float = 3.0,
-             playing: list[str] | None = None) -> plt.Figure:
+             *, playing: list[str] | None = None) -> plt.Figure:
     """What a model heard in one file, window by window (`predict.Prediction` with its
     timeline): a row per instrument with its probability over time (each window drawn at its
     middle), the probability it had to reach to be named (dashed) and the file's average (the

@@ -93,7 +93,7 @@ class Heard:
 
 @torch.no_grad()
 def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tensor],
-         hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> Heard:
+         *, hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> Heard:
     """Windows of a `[2, N]` recording (or of its blocks, as `AudioStream` yields them), each
     un-flipped and peak-normalised as training clips are and batched through `model`. Once
     all are heard, the file's probabilities are the mean over the windows that are neither
@@ -136,14 +136,14 @@ def hear(model: nn.Module, meta: dict, audio: torch.Tensor | Iterable[torch.Tens
 
 
 def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
-                  hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> torch.Tensor:
+                  *, hop_seconds: float = HOP_SECONDS, batch_size: int = 16) -> torch.Tensor:
     """Per-class probabilities `[C]` of a `[2, N]` recording, averaged over its audible
     windows (all zero when it is silent)."""
-    return hear(model, meta, wave, hop_seconds, batch_size).probs
+    return hear(model, meta, wave, hop_seconds=hop_seconds, batch_size=batch_size).probs
 
 
 def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD,
-            at_least_one: bool = True) -> torch.Tensor:
+            *, at_least_one: bool = True) -> torch.Tensor:
     """Multi-hot `[..., C]` of the instruments named: single-label models name every class at
     `threshold` × the top probability or more; multi-label ones every class at `threshold` (one
     number, or one per class) or more, and, with `at_least_one` (a model never shown a
@@ -212,7 +212,7 @@ class Predictor:
     """A checkpoint loaded once (CPU by default) and applied to many files."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
-                 hop_seconds: float = HOP_SECONDS, threshold: float | None = None,
+                 hop_seconds: float = HOP_SECONDS, *, threshold: float | None = None,
                  timeline: bool = False) -> None:
         """`threshold` None: the per-class thresholds tuned on validation that a Stage-2
         checkpoint stores (`train.calibrate`), else `THRESHOLD`; `timeline`: each
@@ -233,7 +233,7 @@ class Predictor:
 
     def probabilities(self, wave: torch.Tensor) -> torch.Tensor:
         """Averaged probabilities `[C]` of a `[2, N]` wave at the checkpoint's sample rate."""
-        return probabilities(self.model, self.meta, wave, self.hop_seconds)
+        return probabilities(self.model, self.meta, wave, hop_seconds=self.hop_seconds)
 
     def __call__(self, path: str | Path) -> Prediction:
         """Predict one file, read a block at a time (`-`: standard input); raises `AudioError`
@@ -242,7 +242,7 @@ class Predictor:
             with _spooled_stdin() as copy:
                 return replace(self(copy), path=STDIN)
         stream = AudioStream(path, self.meta["sample_rate"])
-        heard = hear(self.model, self.meta, stream, self.hop_seconds)
+        heard = hear(self.model, self.meta, stream, hop_seconds=self.hop_seconds)
         named = present(heard.probs, self.meta["task"], self.threshold,
                         at_least_one=not self.meta.get("names_nothing", False)).bool().tolist()
         return Prediction(printable(path), stream.decoded_seconds,

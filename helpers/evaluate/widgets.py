@@ -35,7 +35,7 @@ def play(wave: torch.Tensor) -> Audio:
     return Audio(wave.float().cpu().numpy(), rate=SAMPLE_RATE, normalize=False)
 
 
-def show_mix(waves: torch.Tensor, plan: MixPlan, i: int, paths: list[str]) -> None:
+def show_mix(waves: torch.Tensor, plan: MixPlan, i: int, *, paths: list[str]) -> None:
     """Display mix `i` and each of its sources with its gain."""
     print(f"mix {i}: {combination(plan, i)}")
     display(play(mix(waves, plan.sources[i:i + 1], plan.gains[i:i + 1])[0]))
@@ -46,7 +46,7 @@ def show_mix(waves: torch.Tensor, plan: MixPlan, i: int, paths: list[str]) -> No
 
 
 def show_each_combination(waves: torch.Tensor, plan: MixPlan, paths: list[str],
-                          most: int = 6) -> None:
+                          *, most: int = 6) -> None:
     """Display the first mix of each instrument combination (for where widgets don't show):
     all of them up to `most` (four instruments make 6 pairs), else `most` spread over the
     sorted combinations (eleven make 55 pairs; the player above reaches every one)."""
@@ -55,7 +55,7 @@ def show_each_combination(waves: torch.Tensor, plan: MixPlan, paths: list[str],
         print(f"{most} of {len(groups)} combinations; pick any in the player above")
         groups = [groups[i] for i in np.linspace(0, len(groups) - 1, most).round().astype(int)]
     for group in groups:
-        show_mix(waves, plan, group[0], paths)
+        show_mix(waves, plan, group[0], paths=paths)
 
 
 def class_players(split: CachedSplit) -> widgets.VBox:

@@ -53,7 +53,7 @@ RATES = (8_000, 192_000)
 
 
 def fingerprint(state: dict[str, torch.Tensor], classes: list[str],
-                backbone: dict | None = None, settings: dict | None = None) -> str:
+                backbone: dict | None = None, *, settings: dict | None = None) -> str:
     """Binds the class list, the backbone a head was trained on (its checkpoint, layer and
     weights, which a frozen head does not store) and the `settings` that change an answer
     (`BOUND`: model, task, audio format, thresholds) to the weights: an edited field no longer
@@ -89,7 +89,7 @@ def save_checkpoint(path: str | Path, model: networks.Network, meta: dict, **ext
                                          "architecture": architecture}}
     settings = _bound(meta)
     meta = {**meta, "bound": sorted(settings),
-            "fingerprint": fingerprint(state, meta["classes"], backbone, settings)}
+            "fingerprint": fingerprint(state, meta["classes"], backbone, settings=settings)}
     payload = {"format": FORMAT, "state_dict": state, "meta": meta, **extra}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -206,7 +206,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     backbone = meta.get("backbone")
     settings = _bound(meta) if "bound" in meta else None  # None: saved before BOUND existed
     if meta["fingerprint"] != fingerprint(data["state_dict"], meta["classes"], backbone,
-                                          settings):
+                                          settings=settings):
         raise CheckpointError(
             f"{path}: its metadata is not what these weights were saved with: a field among "
             f"'classes', 'backbone'{', ' + ', '.join(map(repr, BOUND)) if settings else ''} was "

@@ -29,7 +29,7 @@ Features = torch.Tensor | dict[str, torch.Tensor]
 
 @torch.no_grad()
 def extract(features: Callable[[torch.Tensor], Features], batches: Batches,
-            device: torch.device, progress: bool = True, desc: str = "features"
+            device: torch.device, *, progress: bool = True, desc: str = "features"
             ) -> tuple[Features, torch.Tensor]:
     """`features(x)` of every batch (a tensor, or a dict of tensors), gathered on the CPU."""
     out: list[Features] = []
@@ -67,7 +67,7 @@ def build_backbone(model: str, checkpoint: str, device: torch.device) -> nn.Modu
 
 
 def backbone_features(run: RunLayout, backbone: nn.Module, device: torch.device,
-                      progress: bool = True, mixes: bool = False,
+                      *, progress: bool = True, mixes: bool = False,
                       splits: tuple[str, ...] = SPLITS
                       ) -> dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """Every layer's features of pretrained `backbone` (`build_backbone`: musicnn's three,
@@ -85,8 +85,8 @@ def backbone_features(run: RunLayout, backbone: nn.Module, device: torch.device,
             clips = cache.load_split(run.cache(split), "cpu")
             batches = (mixing.MixBatches(clips.waves, plan_meta[0], 32) if mixes
                        else ClipBatches(clips.waves, clips.labels, 32))
-            return extract(backbone.layers, batches, device, progress,
-                           f"{checkpoint} {'mixes' if mixes else 'clips'} {split}")
+            return extract(backbone.layers, batches, device, progress=progress,
+                           desc=f"{checkpoint} {'mixes' if mixes else 'clips'} {split}")
 
         key = content_key(backbone.weights_sha256, source)
         out[split] = stored(run.backbone_features(checkpoint, split, mixes), key, compute)
@@ -94,7 +94,7 @@ def backbone_features(run: RunLayout, backbone: nn.Module, device: torch.device,
 
 
 def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Tensor],
-                 share: float, backbone: nn.Module, device: torch.device, seed: int,
+                 share: float, *, backbone: nn.Module, device: torch.device, seed: int,
                  fill: float = 0.0, progress: bool = True
                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A frozen head's training features and target matrix `train` with no-instrument windows
@@ -105,14 +105,14 @@ def with_nothing(run: RunLayout, train: tuple[dict[str, torch.Tensor], torch.Ten
     if not share:
         return train
     count = max(round(len(targets) * share / (1 - share)), no_instrument.FIXED_MINIMUM)
-    more, zeros = nothing_features(run, backbone, device, count, targets.shape[1], seed,
-                                   progress)
+    more, zeros = nothing_features(run, backbone, device, count=count,
+                                   n_classes=targets.shape[1], seed=seed, progress=progress)
     return ({k: torch.cat([v, more[k]]) for k, v in layers.items()},
             torch.cat([targets, zeros + fill]))
 
 
 def nothing_features(run: RunLayout, backbone: nn.Module, device: torch.device,
-                     count: int, n_classes: int, seed: int, progress: bool = True
+                     *, count: int, n_classes: int, seed: int, progress: bool = True
                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Every layer's features of `backbone` for `count` no-instrument windows
     (`helpers.data.no_instrument`) and their all-zero targets; kept like the mixes' features."""
@@ -121,7 +121,8 @@ def nothing_features(run: RunLayout, backbone: nn.Module, device: torch.device,
                                                 "kinds": list(no_instrument.KINDS)})
 
     def compute():
-        return extract(backbone.layers, no_instrument.NothingBatches(count, n_classes, 32, seed),
-                       device, progress, f"{checkpoint} no-instrument windows")
+        windows = no_instrument.NothingBatches(count, n_classes, 32, seed=seed)
+        return extract(backbone.layers, windows, device, progress=progress,
+                       desc=f"{checkpoint} no-instrument windows")
 
     return stored(run.backbone_features(checkpoint, "nothing", True), key, compute)

@@ -157,7 +157,7 @@ class Musicnn(nn.Module):
     TEMPORAL = (128, 64, 32)
 
     def __init__(self, n_tags: int = 50, timbral: int = 204, temporal: int = 51,
-                 midend: int = 64, dense: int = 200) -> None:
+                 *, midend: int = 64, dense: int = 200) -> None:
         super().__init__()
         self.input_bn = _bn(1)
         self.timbral = nn.ModuleList(nn.Conv2d(1, timbral, (7, w)) for w in (38, 67))

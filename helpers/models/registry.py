@@ -176,7 +176,7 @@ class Settings:
 
 
 def resolve(config: TrainingConfig, stage: str, model: str | ModelSpec,
-            variant: str | None = None) -> Settings:
+            *, variant: str | None = None) -> Settings:
     """What `model` trains with in `stage`: the overrides of `config.per_model` for its
     network, then its name, then `variant` (a run folder training it another way, e.g. the
     benchmark's recipes), its own defaults (`BASE` and `ModelSpec.defaults`) for the knobs left

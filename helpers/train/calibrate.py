@@ -24,7 +24,7 @@ def confidence_floor(logits: torch.Tensor) -> float:
     return float(torch.quantile(top, 1 - CONFIDENT_SHARE))
 
 
-def calibrate(best: Path, stage: str, val: Batches, device: torch.device) -> dict:
+def calibrate(best: Path, stage: str, val: Batches, *, device: torch.device) -> dict:
     """Choose `stage`'s calibration on the validation batches `val` with the weights in
     `best`, and store it in `best`'s metadata; returns what it stored
     (`{"confidence_floor": p}` or `{"thresholds": [p, ...]}`)."""

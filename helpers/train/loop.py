@@ -107,7 +107,7 @@ def optimizer(model: Network, config: TrainingConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: LossFn, x: torch.Tensor,
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: LossFn, *, x: torch.Tensor,
                y: torch.Tensor, device: torch.device, augment: AugmentFn | None = None,
                precision: str = "auto", scaler: torch.amp.GradScaler | None = None) -> float:
     """One optimiser step on a batch already on `device` (augmented there first when `augment`
@@ -130,8 +130,9 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: LossFn, x:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Batches, device: torch.device | None = None,
-            progress: bool = False, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, batches: Batches, device: torch.device | None = None, *,
+            progress: bool = False, precision: str = "auto"
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets of every batch, in eval mode, gathered on the CPU."""
     device = device or next(model.parameters()).device
     model.eval()
@@ -156,6 +157,7 @@ def fit(
     model: Network,
     train: Batches,
     val: Batches,
+    *,
     loss_fn: LossFn,
     score_fn: ScoreFn,
     files: ModelFiles,
@@ -213,8 +215,8 @@ def fit(
                 group["lr"] = (config.lr * group.get("scale", 1.0)
                                * lr_factor(config, epoch - 1 + step / len(train)))
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            total += train_step(model, opt, loss_fn, x, y, device, augment, config.precision,
-                                scaler) * len(x)
+            total += train_step(model, opt, loss_fn, x=x, y=y, device=device, augment=augment,
+                                precision=config.precision, scaler=scaler) * len(x)
             count += len(x)
             bar.set_postfix(loss=f"{total / count:.3f}")
         train_seconds = time.perf_counter() - tic
@@ -241,7 +243,7 @@ def fit(
     return FitResult(frame, int(best["epoch"]), float(best["val_score"]), files.best, files.last)
 
 
-def record(files: ModelFiles, stage: str, name: str, fit: FitResult, test: dict,
+def record(files: ModelFiles, stage: str, name: str, *, fit: FitResult, test: dict,
            config: TrainingConfig, parameters: int, val_metric: str, **extra
            ) -> results.TrainResult:
     """The `TrainResult` of a finished fit and its `test` summary, written to

@@ -54,7 +54,7 @@ STAGE_RECIPES = {STAGE1: StageRecipe("single", "accuracy", metrics.accuracy_from
 
 
 def train(run: RunLayout | str | Path, stage: str, model: str | ModelSpec,
-          config: TrainingConfig | None = None, *, variant: str | None = None
+          *, config: TrainingConfig | None = None, variant: str | None = None
           ) -> results.TrainResult:
     """Train `model` (a registry name or spec) in `stage` on the run's data, then calibrate
     its best-validation checkpoint on validation and assess it on test.
@@ -64,11 +64,11 @@ def train(run: RunLayout | str | Path, stage: str, model: str | ModelSpec,
     """
     run = as_layout(run)
     spec = registry.spec(model)
-    settings = registry.resolve(config or TrainingConfig(), stage, spec, variant)
+    settings = registry.resolve(config or TrainingConfig(), stage, spec, variant=variant)
     config, recipe = settings.config, STAGE_RECIPES[stage]
     device = loop.pick_device(config.device)
     files = run.model(stage, settings.variant)
-    source = sources.prepare(run, stage, spec, config, device, files)
+    source = sources.prepare(run, stage, spec, config=config, device=device, files=files)
     torch.manual_seed(config.random_seed)
     kwargs = {**spec.network_kwargs(config), **source.network_kwargs}
     net = networks.build(spec.network, n_outputs=len(source.classes), **kwargs)
@@ -79,11 +79,12 @@ def train(run: RunLayout | str | Path, stage: str, model: str | ModelSpec,
     meta = {**checkpoints.model_meta(spec.network, task=recipe.task, classes=source.classes,
                                      **kwargs),
             **source.meta, "settings": settings.to_dict()}
-    fit = loop.fit(net, source.batches["train"], source.batches["val"], recipe.loss(config),
-                   recipe.score, files, meta, config, augment=source.augment)
-    calibration = calibrate(files.best, stage, source.batches["val"], device)
+    fit = loop.fit(net, source.batches["train"], source.batches["val"], loss_fn=recipe.loss(config),
+                   score_fn=recipe.score, files=files, meta=meta, config=config,
+                   augment=source.augment)
+    calibration = calibrate(files.best, stage, source.batches["val"], device=device)
     test = {**assess(files.best, source.batches["test"], device), **calibration}
-    return loop.record(files, stage, settings.variant, fit, test, config,
+    return loop.record(files, stage, settings.variant, fit=fit, test=test, config=config,
                        parameters=networks.conv_linear_parameters(net),
                        val_metric=recipe.val_metric,
                        parameters_all=networks.count_parameters(net, trainable_only=True),
@@ -99,9 +100,9 @@ def start_from(best: Path, net: networks.Network, classes: tuple[str, ...]) -> N
 
 
 def train_models(run: RunLayout | str | Path, stage: str, names: Iterable[str],
-                 config: TrainingConfig | None = None) -> dict[str, results.TrainResult]:
+                 *, config: TrainingConfig | None = None) -> dict[str, results.TrainResult]:
     """`train` each of `names` in turn (notebooks 03 and 05)."""
-    return {name: train(run, stage, name, config) for name in names}
+    return {name: train(run, stage, name, config=config) for name in names}
 
 
 def settings_table(stage: str, names: Iterable[str], config: TrainingConfig) -> pd.DataFrame:

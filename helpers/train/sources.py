@@ -37,14 +37,14 @@ class Source:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(run: RunLayout, stage: str, model: ModelSpec, config: TrainingConfig,
+def prepare(run: RunLayout, stage: str, model: ModelSpec, *, config: TrainingConfig,
             device: torch.device, files: ModelFiles) -> Source:
     """The source of `model` in `stage` with the resolved `config` (`registry.resolve`);
     `files` is its run folder (a Stage-1 model's features of the mixes are kept there)."""
     if model.reads == registry.BACKBONE_FEATURES:
-        return backbone_source(run, stage, model, config, device)
+        return backbone_source(run, stage, model, config=config, device=device)
     if model.reads == registry.STAGE1_FEATURES:
-        return stage1_source(run, model, config, device, files)
+        return stage1_source(run, model, config, device=device, files=files)
     return clip_source(run, config, device) if stage == STAGE1 else mix_source(run, config,
                                                                               device)
 
@@ -55,8 +55,8 @@ def clip_source(run: RunLayout, config: TrainingConfig, device: torch.device) ->
     cached = cache.load_caches(run, device)
     train = cached["train"]
     index, sign = train.balanced(config.random_seed)
-    batches = {"train": ClipBatches(train.waves, train.labels, config.batch_size, index, sign,
-                                    shuffle=True, seed=config.random_seed)}
+    batches = {"train": ClipBatches(train.waves, train.labels, config.batch_size, index=index,
+                                    sign=sign, shuffle=True, seed=config.random_seed)}
     for split in ("val", "test"):
         batches[split] = ClipBatches(cached[split].waves, cached[split].labels, AUDIO_EVAL_BATCH)
     return Source(batches, train.classes, clip_augment(config, len(train.classes)))
@@ -86,22 +86,23 @@ def mix_source(run: RunLayout, config: TrainingConfig, device: torch.device) -> 
                   meta={"names_nothing": config.nothing > 0})
 
 
-def backbone_source(run: RunLayout, stage: str, model: ModelSpec, config: TrainingConfig,
+def backbone_source(run: RunLayout, stage: str, model: ModelSpec, *, config: TrainingConfig,
                     device: torch.device) -> Source:
     """A head on the frozen features of `model`'s backbone (checkpoint `config.backbone`,
     layer `config.layer`) of the cached clips (Stage 1) or notebook 04's mixes (Stage 2),
     computed once; no-instrument windows added to training, with a flat target in Stage 1
     and an empty one in Stage 2."""
     backbone = embed.build_backbone(model.backbone, config.backbone, device)
-    feats = embed.backbone_features(run, backbone, device, config.progress,
+    feats = embed.backbone_features(run, backbone, device, progress=config.progress,
                                     mixes=stage == STAGE2)
     classes = dataset.instruments(run)
     layers, targets = feats["train"]
     if stage == STAGE1:  # class numbers -> one-hot rows, so no-instrument rows can be flat
         targets = nn.functional.one_hot(targets, len(classes)).float()
     feats["train"] = embed.with_nothing(
-        run, (layers, targets), config.nothing, backbone, device, config.random_seed,
-        fill=1 / len(classes) if stage == STAGE1 else 0.0, progress=config.progress)
+        run, (layers, targets), config.nothing, backbone=backbone, device=device,
+        seed=config.random_seed, fill=1 / len(classes) if stage == STAGE1 else 0.0,
+        progress=config.progress)
     batches = {s: TensorBatches(f[config.layer], y,
                                 config.batch_size if s == "train" else FEATURES_EVAL_BATCH,
                                 shuffle=s == "train", seed=config.random_seed)
@@ -111,10 +112,11 @@ def backbone_source(run: RunLayout, stage: str, model: ModelSpec, config: Traini
 
 
 def stage1_source(run: RunLayout, model: ModelSpec, config: TrainingConfig,
-                  device: torch.device, files: ModelFiles) -> Source:
+                  *, device: torch.device, files: ModelFiles) -> Source:
     """The 2020 project's transfer head: frozen, eval-mode features of the Stage-1 model
     `model.stage1_source` of every mix (`stage1_features`)."""
-    feats = stage1_features(run, model.stage1_source, files, device, config.progress)
+    feats = stage1_features(run, model.stage1_source, files, device=device,
+                            progress=config.progress)
     batches = {s: TensorBatches(*feats[s],
                                 config.batch_size if s == "train" else FEATURES_EVAL_BATCH,
                                 shuffle=s == "train", seed=config.random_seed) for s in SPLITS}
@@ -123,7 +125,7 @@ def stage1_source(run: RunLayout, model: ModelSpec, config: TrainingConfig,
                   meta={"extractor": model.stage1_source})
 
 
-def stage1_features(run: RunLayout, extractor: str, files: ModelFiles, device: torch.device,
+def stage1_features(run: RunLayout, extractor: str, files: ModelFiles, *, device: torch.device,
                     progress: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Frozen features of every mix by the Stage-1 model `extractor`, computed once and kept
     in `files` (the transfer head's folder) until the Stage-1 checkpoint's bytes or the mix
@@ -143,7 +145,7 @@ def stage1_features(run: RunLayout, extractor: str, files: ModelFiles, device: t
             model.eval()
             return embed.extract(model.features, mixing.MixBatches(*data[split],
                                                                    AUDIO_EVAL_BATCH),
-                                 device, progress)
+                                 device, progress=progress)
 
         out[split] = embed.stored(files.features(split), key, compute)
     return out
