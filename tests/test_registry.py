@@ -68,6 +68,9 @@ def test_the_defaults_are_the_recipe_and_each_model_fills_its_own():
     assert (mel.config.optimizer, mel.config.schedule, mel.config.lr,
             mel.config.batch_size) == ("adamw", "cosine", 1e-3, 16)
     assert mel.from_model == ("batch_size", "lr")
+    head = registry.resolve(recipe, STAGE1, "transfer-musicnn")
+    assert head.from_model == ("backbone", "batch_size", "head_hidden", "layer", "lr")
+    assert head.config.head_hidden == 0, "a linear head unless a spec or the config says"
     assert recipe.mix_under and recipe.spec_masks and recipe.dynamic_mixing and recipe.nothing
     assert _resolved(recipe, STAGE1, "wave1d").lr == 3e-4, "the 2020 network's own rate"
     assert _resolved(recipe, STAGE1, "transfer-musicnn").batch_size == 64

@@ -162,7 +162,7 @@ class TrainingConfig:
     # backbone's learning rate as a fraction of `lr` when fine-tuned.
     backbone: str | None = None
     layer: str | None = None
-    head_hidden: int | None = 0
+    head_hidden: int | None = None
     backbone_lr: float | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -16,8 +16,8 @@ import torch
 import torchaudio
 from torch import nn
 
-from helpers.data.audio import peak_normalise
 from helpers.core.config import TrainingConfig
+from helpers.data.audio import peak_normalise
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, device: torch.device

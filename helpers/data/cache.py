@@ -18,10 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers.core.atomic import atomic_write
-from helpers.data.audio import AudioError, load_clip
 from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE, SEED, SPLITS
 from helpers.core.freshness import content_key, file_digest
 from helpers.core.layout import RunLayout, as_layout
+from helpers.data.audio import AudioError, load_clip
 from helpers.data.splits import balance_train
 
 FORMAT_VERSION = 3  # 2: the class list travels with the labels; 3: high-passed, folded

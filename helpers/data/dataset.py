@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 
 from helpers.core import config
-from helpers.data import irmas
 from helpers.core.atomic import atomic_write
 from helpers.core.layout import RunLayout, as_layout
+from helpers.data import irmas
 
 
 def environment(device: str = "cpu") -> dict:

@@ -85,6 +85,6 @@ def dynamic_batches(run: RunLayout, train: cache.CachedSplit, config: TrainingCo
     k_weights = with_mix_chance({int(k): w for k, w in settings["k_weights"].items()},
                                 config.mix_chance)
     return mixing.DynamicMixBatches(train.waves, train.labels, config.batch_size,
-                                    uses_per_clip=settings["uses_per_clip"], k_weights=k_weights, gain_db=settings["gain_db"],
-                                    seed=config.random_seed, classes=train.classes,
-                                    nothing=config.nothing)
+                                    uses_per_clip=settings["uses_per_clip"], k_weights=k_weights,
+                                    gain_db=settings["gain_db"], seed=config.random_seed,
+                                    classes=train.classes, nothing=config.nothing)

@@ -20,11 +20,11 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from helpers.data import no_instrument
 from helpers.core.atomic import atomic_write
+from helpers.core.config import SAMPLE_RATE, SEED
+from helpers.data import no_instrument
 from helpers.data.audio import peak_normalise
 from helpers.data.batches import Batches
-from helpers.core.config import SAMPLE_RATE, SEED
 
 MAX_K = 4  # instruments in one mix: 1 to 4 (the 2020 project: 2)
 
@@ -125,8 +125,8 @@ def mix(waves: torch.Tensor, sources: torch.Tensor, gains: torch.Tensor) -> torc
 
 class MixBatches(Batches):
     """Batches of mixes summed on the fly from a split's cached clips; for training, a share
-    `nothing` of each batch is replaced by no-instrument windows (`helpers.data.no_instrument`), drawn
-    from the seed, the epoch and the batch, so a resumed run sees the same ones."""
+    `nothing` of each batch is replaced by no-instrument windows (`helpers.data.no_instrument`),
+    drawn from the seed, the epoch and the batch, so a resumed run sees the same ones."""
 
     def __init__(self, waves: torch.Tensor, plan: MixPlan, batch_size: int,
                  *, shuffle: bool = False, seed: int = SEED, nothing: float = 0.0) -> None:

@@ -15,9 +15,9 @@ import math
 
 import torch
 
+from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE, SEED
 from helpers.data.audio import peak_normalise
 from helpers.data.batches import AugmentFn, Batches
-from helpers.core.config import CLIP_SAMPLES, SAMPLE_RATE, SEED
 
 KINDS = ("hiss", "hum", "clicks", "hum+hiss", "silence")
 # A frozen head sees one fixed set of them every epoch (batches draw fresh ones): at least this

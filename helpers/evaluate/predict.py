@@ -245,12 +245,14 @@ class Predictor:
         heard = hear(self.model, self.meta, stream, hop_seconds=self.hop_seconds)
         named = present(heard.probs, self.meta["task"], self.threshold,
                         at_least_one=not self.meta.get("names_nothing", False)).bool().tolist()
-        return Prediction(printable(path), stream.decoded_seconds,
-                          dict(zip(self.classes, heard.probs.tolist())),
-                          [c for c, on in zip(self.classes, named) if on], heard.all_silent,
-                          stream.declared_seconds if stream.cut else None, stream.cut,
-                          stream.length_unrecorded, heard.windows, heard.quiet,
-                          self.low_confidence(heard), heard.timeline if self.timeline else None)
+        return Prediction(
+            path=printable(path), seconds=stream.decoded_seconds,
+            probabilities=dict(zip(self.classes, heard.probs.tolist())),
+            present=[c for c, on in zip(self.classes, named) if on], silent=heard.all_silent,
+            declared_seconds=stream.declared_seconds if stream.cut else None, cut=stream.cut,
+            length_unrecorded=stream.length_unrecorded, windows=heard.windows,
+            quiet_windows=heard.quiet, low_confidence=self.low_confidence(heard),
+            timeline=heard.timeline if self.timeline else None)
 
     def thresholds(self, prediction: Prediction) -> dict[str, float]:
         """The probability each class had to reach in `prediction` to be named."""

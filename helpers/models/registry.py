@@ -36,8 +36,9 @@ from helpers.models.backbone import Backbone
 AUDIO, BACKBONE_FEATURES, STAGE1_FEATURES = "audio", "backbone features", "Stage-1 features"
 BACKBONES: dict[str, type[Backbone]] = {"musicnn": networks.MusicnnFeatures,
                                         "ast": audioset.ASTFeatures}
-# Every model's defaults under its own: the 2020 project's batch size, Adam's usual rate.
-BASE: dict[str, Any] = {"lr": 1e-3, "batch_size": 16}
+# Every model's defaults under its own: the 2020 project's batch size, Adam's usual rate, a
+# linear head on a backbone.
+BASE: dict[str, Any] = {"lr": 1e-3, "batch_size": 16, "head_hidden": 0}
 _HEAD = {"batch_size": 64}  # heads on stored features: cheap steps
 _MUSICNN = {"backbone": musicnn.DEFAULT_CHECKPOINT, "layer": musicnn.DEFAULT_LAYER,
             "backbone_lr": 0.1}
