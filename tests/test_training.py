@@ -158,7 +158,7 @@ class DiesInEpoch2(ClipBatches):
             yield batch
 
 d = torch.load(sys.argv[1], weights_only=True)
-tiny = {"train": DiesInEpoch2(d["x"], d["y"], 8, d["index"], d["sign"], shuffle=True),
+tiny = {"train": DiesInEpoch2(d["x"], d["y"], 8, index=d["index"], sign=d["sign"], shuffle=True),
         "val": ClipBatches(d["vx"], d["vy"], 16)}
 _fit(tiny, sys.argv[2], epochs=3)
 """
