@@ -17,12 +17,13 @@ train/val split and tested on that set's test split (in-font) and on every clip 
 soundfont's plain set (across soundfonts). Stage 2 (a multi-label MelCNN: plain = from
 scratch on one fixed plan of pairs; recipe = fine-tuned from the Stage-1 recipe model on fresh
 mixes of 1-4 instruments every epoch) is tested on mixes of pairs and of k = 1-4 instruments
-planned from those clips, at p = 0.5 and at the per-class thresholds tuned on validation.
+planned from those clips, at p = 0.5 and by the naming rule chosen on validation (per-class
+thresholds, one shared threshold, or count-aware decoding: `metrics.choose_decoding`).
 Accuracy, exact match and F1 come with 95% bootstrap intervals over recordings (a mix counts
 as the recording of its first source). Every model also hears whole test excerpts in IRMAS's
 test style (per soundfont, `--songs` songs x 2 excerpts of 5-20 s holding 1-3 instruments)
 through `irmas-predict`'s sliding windows: probabilities averaged per excerpt, instruments
-named by the checkpoint's rule (Stage 2: its thresholds tuned on validation), micro/macro F1
+named by the checkpoint's rule (Stage 2: the one chosen on validation), micro/macro F1
 with intervals over songs. Everything lands in `runs/accuracy/<name>/`: the sets'
 caches, every model's `best.pt`, `results.json` and `table.md` (which names the data, the
 machine and the date). A killed run resumes where it stopped (each model continues from its
@@ -182,14 +183,14 @@ def heard_mixes(best: Path, run: RunLayout, splits: tuple[str, ...], k_weights: 
         groups += [irmas.parse_training_name(cached.paths[int(i)]).recording
                    for i in plan.sources[:, 0]]
     return {"probs": torch.cat(probs), "y": torch.cat(targets), "groups": np.array(groups),
-            "thresholds": meta["thresholds"], "classes": tuple(meta["classes"])}
+            "decoding": checkpoints.decoding(meta), "classes": tuple(meta["classes"])}
 
 
 def mix_scores(items: dict, n_boot: int) -> dict:
-    """Exact match (p = 0.5, validation thresholds, count known), micro/macro F1 and count
-    accuracy, overall and per k, with 95% intervals over recordings."""
+    """Exact match (p = 0.5, the naming rule chosen on validation, count known), micro/macro
+    F1 and count accuracy, overall and per k, with 95% intervals over recordings."""
     probs, y = items["probs"], items["y"]
-    named = (probs >= torch.tensor(items["thresholds"])).float()
+    named = metrics.decode(probs, items["decoding"])
     k = y.sum(1).long()
     exact = (named == y).all(1).numpy()
     said = named.sum(1).long()
@@ -314,9 +315,10 @@ def table(rows: list[dict]) -> str:
 
 def mix_table(rows: list[dict]) -> str:
     lines = ["| training | epochs | trained on | tested on | mixes | exact, p = 0.5 | "
-             "exact, val thresholds (95% CI) | micro-F1 (95% CI) | macro-F1 | exact, k known | "
-             "count acc. | exact / count acc. per k | s/epoch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "exact, val rule (95% CI) | micro-F1 (95% CI) | macro-F1 | exact, k known | "
+             "count acc. | exact / count acc. per k | rule chosen on validation (val exact: "
+             "per-instrument / shared / count) | s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         (el, eh), (fl, fh) = r["exact_95"], r["micro_f1_95"]
         per_k = ", ".join(f"k={n}: {v['exact']:.0%} / {v['count_accuracy']:.0%}"
@@ -325,8 +327,17 @@ def mix_table(rows: list[dict]) -> str:
                      f"{r['mixes']:,} | {r['exact_p05']:.1%} | {r['exact']:.1%} "
                      f"({el:.1%}–{eh:.1%}) | {r['micro_f1']:.3f} ({fl:.3f}–{fh:.3f}) | "
                      f"{r['macro_f1']:.3f} | {r['exact_k_known']:.1%} | "
-                     f"{r['count_accuracy']:.1%} | {per_k} | {r['seconds_per_epoch']:.1f} |")
+                     f"{r['count_accuracy']:.1%} | {per_k} | {_rule(r.get('decoding'))} | "
+                     f"{r['seconds_per_epoch']:.1f} |")
     return "\n".join(lines)
+
+
+def _rule(decoding: dict | None) -> str:
+    """The naming rule calibration chose and every candidate's validation exact match."""
+    if not decoding:
+        return "per-instrument thresholds"
+    scores = " / ".join(f"{v:.1%}" for v in decoding["val_exact"].values())
+    return f"{decoding['rule']} ({scores})"
 
 
 def run_stage2(variant: str, spec: STAGE2_SPEC, epochs: int, stage1_epochs: int,
@@ -347,7 +358,8 @@ def run_stage2(variant: str, spec: STAGE2_SPEC, epochs: int, stage1_epochs: int,
     common = {"model": label, "variant": variant, "epochs": epochs, "best": str(best),
               "reused": reused,
               "train": FONTS[train_font] + timbre_note, "val_micro_f1": fit.val_score,
-              "seconds_per_epoch": fit.seconds_per_epoch, "training": fit.training}
+              "seconds_per_epoch": fit.seconds_per_epoch, "training": fit.training,
+              "decoding": fit.test.get("decoding")}
     rows = []
     for mixes, weights in TEST_MIXES.items():
         rows.append({**common, "test": f"{FONTS[train_font]}{timbre_note} test split, {mixes}",

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from helpers.core import metrics
@@ -62,3 +63,30 @@ def test_bootstrap_resamples_recordings_not_clips():
         "10 clips of one recording are one draw, not ten")
     assert metrics.bootstrap_interval(accuracy, np.arange(60), seed=3) == (
         metrics.bootstrap_interval(accuracy, np.arange(60), seed=3))
+
+
+def test_count_aware_decoding_names_the_expected_number_of_the_most_probable():
+    probs = torch.tensor([[0.9, 0.6, 0.1, 0.1], [0.3, 0.2, 0.4, 0.05], [0.15, 0.1, 0.1, 0.05]])
+    # sums 1.7, 0.95, 0.4: two, one, none
+    assert metrics.count_thresholds(probs).squeeze(1).tolist()[:2] == pytest.approx([0.6, 0.4])
+    named = metrics.decode(probs, {"kind": "count"})
+    assert named.tolist() == [[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    assert metrics.decode(probs, {"kind": "count"}, at_least_one=True)[2].tolist() == [1, 0, 0, 0]
+    fixed = metrics.decode(probs, {"kind": "thresholds", "thresholds": [0.5, 0.5, 0.35, 0.5]})
+    assert fixed.tolist() == [[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_the_naming_rule_is_the_best_exact_match_on_validation():
+    # per-instrument and shared thresholds get 5 of 6 of these right, the count rule all 6
+    probs = torch.tensor([[0.66, 0.0, 0.13], [0.06, 0.48, 0.95], [0.7, 0.0, 0.91],
+                          [0.33, 0.91, 0.8], [0.86, 0.73, 0.5], [0.7, 0.37, 0.51]])
+    targets = torch.tensor([[1, 0, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 1.]])
+    rule = metrics.choose_decoding(probs, targets)
+    assert rule["rule"] == "count, then which" and rule["kind"] == "count"
+    assert rule["val_exact"] == pytest.approx({"per-instrument thresholds": 5 / 6,
+                                               "one shared threshold": 5 / 6,
+                                               "count, then which": 1.0})
+    clean = torch.tensor([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1]])
+    chosen = metrics.choose_decoding(clean, torch.tensor([[1, 0, 0], [0, 1, 0.]]))
+    assert chosen["rule"] == "per-instrument thresholds", "ties go to the first rule"
+    assert len(chosen["thresholds"]) == 3

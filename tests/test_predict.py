@@ -282,3 +282,22 @@ def test_plot_draws_each_file_window_by_window(checkpoint, tmp_path, capsys):
     assert np.allclose(probs.mean(0), list(second["probabilities"].values()), atol=1e-6)
     cli.main(["--checkpoint", str(checkpoint), "--json", str(loud)])
     assert "timeline" not in json.loads(capsys.readouterr().out), "only when drawn"
+
+
+def test_a_stage2_checkpoint_whose_calibration_chose_the_count_rule_names_that_many(tmp_path):
+    torch.manual_seed(0)
+    meta = {**checkpoints.model_meta("mel", classes=CLASSES, task="multi"),
+            "thresholds": [0.99] * len(CLASSES),
+            "decoding": {"rule": "count, then which", "kind": "count", "val_exact": {}}}
+    path = checkpoints.save_checkpoint(tmp_path / "count.pt",
+                                       networks.build("mel", n_outputs=len(CLASSES)), meta)
+    predictor = predict.Predictor(path)
+    answer = predictor(write_wav(tmp_path / "a.wav", seconds=4.0))
+    expected = max(1, round(sum(answer.probabilities.values())))  # at least one: names_nothing off
+    assert predictor.count and len(answer.present) == expected, "not the 0.99 thresholds"
+    assert predict.Predictor(path, threshold=0.99).count is False, "--threshold overrides it"
+    bad = {**meta, "decoding": {"kind": "guess"}}
+    broken = checkpoints.save_checkpoint(tmp_path / "bad.pt",
+                                         networks.build("mel", n_outputs=len(CLASSES)), bad)
+    with pytest.raises(checkpoints.CheckpointError, match="'decoding'.*thresholds or count"):
+        checkpoints.load_model(broken)

@@ -204,12 +204,18 @@ def test_the_recipe_trains_on_fresh_mixes_and_stores_thresholds_tuned_on_validat
     thresholds = meta["thresholds"]
     assert len(thresholds) == 4 and all(0.05 <= t <= 0.95 for t in thresholds)
     assert result.test["thresholds"] == thresholds and "tuned" in result.test
-    # the thresholds are those that maximise F1 on the validation mixes, not on the test ones
+    # the naming rule is the best exact match on the validation mixes, not on the test ones
     model, _ = checkpoints.load_model(layout.model("stage2", "mel").best)
     waves, plan = mix_plans.load_mixes(run)["val"]
     logits, targets = loop.predict(model, mixing.MixBatches(waves, plan, 64))
-    assert thresholds == metrics.tune_thresholds(torch.sigmoid(logits), targets)
-    assert predict.Predictor(layout.model("stage2", "mel").best).threshold == thresholds
+    rule = metrics.choose_decoding(torch.sigmoid(logits), targets)
+    assert thresholds == rule["thresholds"]
+    assert meta["decoding"] == result.test["decoding"] == {
+        k: rule[k] for k in ("rule", "kind", "val_exact")}
+    assert set(rule["val_exact"]) == {"per-instrument thresholds", "one shared threshold",
+                                      "count, then which"}
+    predictor = predict.Predictor(layout.model("stage2", "mel").best)
+    assert predictor.threshold == thresholds and predictor.count == (rule["kind"] == "count")
     assert predict.Predictor(layout.model("stage2", "mel").best, threshold=0.3).threshold == 0.3
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -109,11 +110,15 @@ def lrap(probs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(label_ranking_average_precision_score(_numpy(targets), _numpy(probs)))
 
 
+THRESHOLD_GRID: tuple[float, ...] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+DECODINGS = ("thresholds", "count")  # `decision_thresholds`' kinds
+
+
 def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor,
-                    grid: tuple[float, ...] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
-                    ) -> list[float]:
+                    grid: tuple[float, ...] | None = None) -> list[float]:
     """Per class, the probability threshold of `grid` with the best F1 on these (validation)
     examples; 0.5 for a class they do not hold. Never call it on a test split."""
+    grid = THRESHOLD_GRID if grid is None else grid
     y = _numpy(targets).astype(bool)
     p = _numpy(probs)
     out = []
@@ -124,6 +129,56 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor,
         f1s = [f1_score(y[:, c], p[:, c] >= t, zero_division=0) for t in grid]
         out.append(float(grid[int(np.argmax(f1s))]))
     return out
+
+
+def exact_match(pred: torch.Tensor, targets: torch.Tensor) -> float:
+    """Share of rows whose named set is exactly the true one."""
+    return float((pred.bool() == targets.bool()).all(dim=-1).float().mean())
+
+
+def count_thresholds(probs: torch.Tensor) -> torch.Tensor:
+    """Count-aware decoding as a threshold per row `[..., 1]`: how many instruments first (the
+    expected count, the sum of the probabilities, rounded), then which (that many of the most
+    probable): the k-th largest probability, or above all of them when k is 0."""
+    k = probs.sum(dim=-1, keepdim=True).round().clamp(0, probs.shape[-1]).long()
+    kth = probs.sort(dim=-1, descending=True).values.gather(-1, (k - 1).clamp(min=0))
+    return torch.where(k > 0, kth, torch.full_like(kth, math.inf))
+
+
+def decision_thresholds(probs: torch.Tensor, decoding: dict) -> torch.Tensor:
+    """The probability `[..., C]` each instrument must reach under `decoding` (`DECODINGS`:
+    fixed thresholds, one per instrument or one shared; or the count rule)."""
+    if decoding["kind"] == "count":
+        return count_thresholds(probs).expand_as(probs)
+    return torch.as_tensor(decoding["thresholds"], dtype=probs.dtype,
+                           device=probs.device).expand_as(probs)
+
+
+def decode(probs: torch.Tensor, decoding: dict, *, at_least_one: bool = False) -> torch.Tensor:
+    """Multi-hot `[..., C]` of the instruments a Stage-2 model names under `decoding`; with
+    `at_least_one`, the most probable too."""
+    named = probs >= decision_thresholds(probs, decoding)
+    if at_least_one:
+        named |= probs == probs.amax(dim=-1, keepdim=True)
+    return named.float()
+
+
+def choose_decoding(probs: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Of three ways to name instruments, the one with the best exact match on these
+    (validation) mixes, ties to the first: per-instrument thresholds (each the best F1 of its
+    instrument, `tune_thresholds`), one shared threshold (the best exact match), and
+    count-aware decoding (`count_thresholds`). Returns the rule (`kind`, `thresholds`) with
+    its name and every candidate's validation exact match. Never call it on a test split."""
+    per = tune_thresholds(probs, targets)
+    shared = max(THRESHOLD_GRID, key=lambda t: exact_match((probs >= t).float(), targets))
+    candidates = {"per-instrument thresholds": {"kind": "thresholds", "thresholds": per},
+                  "one shared threshold": {"kind": "thresholds",
+                                           "thresholds": [float(shared)] * probs.shape[1]},
+                  "count, then which": {"kind": "count", "thresholds": per}}
+    scores = {name: exact_match(decode(probs, rule), targets)
+              for name, rule in candidates.items()}
+    chosen = max(scores, key=scores.get)
+    return {**candidates[chosen], "rule": chosen, "val_exact": scores}
 
 
 def micro_f1_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> float:

@@ -206,7 +206,8 @@ def hear_excerpts(predictors: dict[str, Predictor], rows: pd.DataFrame, data_dir
     for name, predictor in predictors.items():
         p = torch.stack(probs[name])
         out[name] = Evaluation(name, kept, p, y,
-                               present(p, predictor.meta["task"], predictor.threshold),
+                               present(p, predictor.meta["task"], predictor.threshold,
+                                       count=predictor.count),
                                lambda i, k=kept: read_audio(data_dir / k[i]), classes)
     return out
 

@@ -29,8 +29,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from helpers.core import metrics
 from helpers.core.config import CLASS_NAMES
 from helpers.data.audio import AudioError, AudioStream, fix_length, peak_normalise, unflip
+from helpers.models import checkpoints
 from helpers.models.checkpoints import CheckpointError, hears_audio, load_model
 
 HOP_SECONDS = 1.5
@@ -143,24 +145,27 @@ def probabilities(model: nn.Module, meta: dict, wave: torch.Tensor,
 
 
 def present(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD,
-            *, at_least_one: bool = True) -> torch.Tensor:
+            *, at_least_one: bool = True, count: bool = False) -> torch.Tensor:
     """Multi-hot `[..., C]` of the instruments named: single-label models name every class at
     `threshold` × the top probability or more; multi-label ones every class at `threshold` (one
-    number, or one per class) or more, and, with `at_least_one` (a model never shown a
-    recording without instruments; the benchmark's documented rule), the most probable. All-zero
+    number, or one per class) or more, or with `count` the expected number of the most probable
+    (`metrics.count_thresholds`), and, with `at_least_one` (a model never shown a recording
+    without instruments; the benchmark's documented rule), the most probable. All-zero
     probabilities (silence) name nothing."""
     top = probs.amax(dim=-1, keepdim=True)
-    named = probs >= thresholds(probs, task, threshold)
+    named = probs >= thresholds(probs, task, threshold, count=count)
     if task != "single":
         named |= (probs == top) & at_least_one
     return (named & (top > 0)).float()
 
 
-def thresholds(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD
-               ) -> torch.Tensor:
+def thresholds(probs: torch.Tensor, task: str, threshold: float | list[float] = THRESHOLD,
+               *, count: bool = False) -> torch.Tensor:
     """The probability `[..., C]` each class must reach to be named (`present`'s rule):
     `threshold` × the top probability for a single-label model, `threshold` itself (one
-    number, or one per class) for a multi-label one."""
+    number, or one per class) for a multi-label one, or with `count` the count rule's."""
+    if count and task != "single":
+        return metrics.count_thresholds(probs).expand_as(probs)
     threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
     if task == "single":
         threshold = threshold * probs.amax(dim=-1, keepdim=True)
@@ -214,17 +219,19 @@ class Predictor:
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
                  hop_seconds: float = HOP_SECONDS, *, threshold: float | None = None,
                  timeline: bool = False) -> None:
-        """`threshold` None: the per-class thresholds tuned on validation that a Stage-2
-        checkpoint stores (`train.calibrate`), else `THRESHOLD`; `timeline`: each
-        `Prediction` keeps what every window heard."""
+        """`threshold` None: the rule a Stage-2 checkpoint's calibration chose on validation
+        (`train.calibrate`: its thresholds, or count-aware decoding), else `THRESHOLD`;
+        `timeline`: each `Prediction` keeps what every window heard."""
         self.model, self.meta = load_model(checkpoint, map_location=device)
         if not hears_audio(self.meta):
             raise CheckpointError(
                 f"{checkpoint}: a transfer head reads Stage-1 features, not audio; use a "
                 "Stage-1 checkpoint or another Stage-2 model (stage2/transfer-musicnn/best.pt, "
                 "stage2/mel/best.pt)")
+        rule = checkpoints.decoding(self.meta)
+        self.count = threshold is None and rule["kind"] == "count"  # `present`'s count rule
         if threshold is None:
-            threshold = self.meta.get("thresholds", THRESHOLD)
+            threshold = rule["thresholds"] if self.meta["task"] == "multi" else THRESHOLD
         self.hop_seconds, self.threshold, self.timeline = hop_seconds, threshold, timeline
 
     @property
@@ -243,7 +250,7 @@ class Predictor:
                 return replace(self(copy), path=STDIN)
         stream = AudioStream(path, self.meta["sample_rate"])
         heard = hear(self.model, self.meta, stream, hop_seconds=self.hop_seconds)
-        named = present(heard.probs, self.meta["task"], self.threshold,
+        named = present(heard.probs, self.meta["task"], self.threshold, count=self.count,
                         at_least_one=not self.meta.get("names_nothing", False)).bool().tolist()
         return Prediction(
             path=printable(path), seconds=stream.decoded_seconds,
@@ -257,8 +264,8 @@ class Predictor:
     def thresholds(self, prediction: Prediction) -> dict[str, float]:
         """The probability each class had to reach in `prediction` to be named."""
         probs = torch.tensor([prediction.probabilities[c] for c in self.classes])
-        return dict(zip(self.classes, thresholds(probs, self.meta["task"],
-                                                 self.threshold).tolist()))
+        return dict(zip(self.classes, thresholds(probs, self.meta["task"], self.threshold,
+                                                 count=self.count).tolist()))
 
     def low_confidence(self, heard: Heard) -> bool:
         """A Stage-1 answer whose top probability is under the floor 99% of validation clips

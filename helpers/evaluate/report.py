@@ -129,11 +129,11 @@ def stage2_table(run: RunLayout | str | Path) -> pd.DataFrame:
                      "per-label acc": t["per_label_accuracy"], "exact": t["exact_match"],
                      "micro F1": t["micro_f1"], "macro F1": t["macro_f1"],
                      "count acc": t["count_accuracy"], "exact (k known)": k["exact_match"],
-                     "exact (val thresholds)": m.test.get("tuned", {}).get("exact_match"),
+                     "exact (val rule)": m.test.get("tuned", {}).get("exact_match"),
                      "LRAP": m.test["lrap"]})
     table = pd.DataFrame(rows)
     table.attrs["percent"] = ["per-label acc", "exact", "micro F1", "macro F1", "count acc",
-                              "exact (k known)", "exact (val thresholds)", "LRAP"]
+                              "exact (k known)", "exact (val rule)", "LRAP"]
     return table
 
 
@@ -163,8 +163,8 @@ def published_table(scores: dict[str, dict], source: str, n_classes: int) -> pd.
              "micro F1": r["micro_f1"], "macro F1": r["macro_f1"], "protocol": r["protocol"]}
             for r in PUBLISHED_IRMAS]
     data = "IRMAS test set" if source == "irmas" else "demo set (synthetic, not IRMAS)"
-    rule = ("Stage 1: every instrument at half the top probability or more; Stage 2: "
-            "per-instrument thresholds chosen on the validation mixes; 3 s windows")
+    rule = ("Stage 1: every instrument at half the top probability or more; Stage 2: the "
+            "naming rule chosen on the validation mixes; 3 s windows")
     for name, s in scores.items():
         rows.append({"method": f"this run: {name}", "year": None,
                      "data": f"{data}, {n_classes} instruments, {s['items']} excerpts",

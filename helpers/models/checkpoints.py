@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.core import metrics
 from helpers.core.atomic import atomic_write
 from helpers.core.config import ALL_CLASSES, CLIP_SAMPLES, SAMPLE_RATE
 from helpers.models import networks, registry
@@ -47,7 +48,7 @@ def check_classes(meta: dict, classes: tuple[str, ...], path: str | Path = "chec
 
 # Metadata fields that change an answer, bound to the weights with the classes and backbone.
 BOUND = ("model", "model_kwargs", "task", "sample_rate", "clip_samples", "thresholds",
-         "names_nothing", "confidence_floor")
+         "names_nothing", "confidence_floor", "decoding")
 MAX_CLIP_SECONDS = 30.0  # a window longer than this asks for memory no model here needs
 RATES = (8_000, 192_000)
 
@@ -68,6 +69,15 @@ def fingerprint(state: dict[str, torch.Tensor], classes: list[str],
         h.update(state[key].detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy()
                  .tobytes())
     return h.hexdigest()
+
+
+def decoding(meta: dict) -> dict:
+    """How a Stage-2 checkpoint names instruments: the rule calibration chose on validation,
+    or, for one saved before there was a choice, its per-instrument thresholds (p = 0.5
+    without them)."""
+    thresholds = meta.get("thresholds", 0.5)
+    return {"kind": meta.get("decoding", {}).get("kind", "thresholds"),
+            "thresholds": thresholds}
 
 
 def hears_audio(meta: dict) -> bool:
@@ -169,6 +179,10 @@ def check_meta(meta, path: str | Path = "checkpoint") -> dict:
         _check_thresholds(meta["thresholds"], len(classes), bad)
     if "confidence_floor" in meta:
         _check_thresholds(meta["confidence_floor"], len(classes), bad, "confidence_floor")
+    if "decoding" in meta and (not isinstance(meta["decoding"], dict)
+                               or meta["decoding"].get("kind") not in metrics.DECODINGS):
+        raise bad("decoding", f"is {meta['decoding']!r}, not a rule of kind "
+                  f"{' or '.join(metrics.DECODINGS)}")
     if not isinstance(meta.get("names_nothing", False), bool):
         raise bad("names_nothing", f"is {meta['names_nothing']!r}, not true or false")
     if not isinstance(meta.get("fingerprint"), str):

@@ -1,7 +1,8 @@
 """Calibration, the step after fitting that chooses on validation how a model's probabilities
 become answers, and stores it in the checkpoint `irmas-predict` reads: Stage 1's confidence
-floor (under it an answer is "low confidence"), Stage 2's per-instrument thresholds. Test
-data is never read here."""
+floor (under it an answer is "low confidence"); Stage 2's way of naming instruments, the best
+on validation of per-instrument thresholds, one shared threshold and count-aware decoding
+(`metrics.choose_decoding`). Test data is never read here."""
 
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ def confidence_floor(logits: torch.Tensor) -> float:
 def calibrate(best: Path, stage: str, val: Batches, *, device: torch.device) -> dict:
     """Choose `stage`'s calibration on the validation batches `val` with the weights in
     `best`, and store it in `best`'s metadata; returns what it stored
-    (`{"confidence_floor": p}` or `{"thresholds": [p, ...]}`)."""
+    (`{"confidence_floor": p}`, or `{"thresholds": [p, ...], "decoding": {...}}`: the rule's
+    name and kind, and each candidate's validation exact match)."""
     model, meta = checkpoints.load_model(best, device)
     logits, targets = loop.predict(model, val, device)
     if stage == STAGE1:
         chosen = {"confidence_floor": confidence_floor(logits)}
     else:
-        chosen = {"thresholds": metrics.tune_thresholds(torch.sigmoid(logits), targets)}
+        rule = metrics.choose_decoding(torch.sigmoid(logits), targets)
+        chosen = {"thresholds": rule["thresholds"],
+                  "decoding": {k: rule[k] for k in ("rule", "kind", "val_exact")}}
     checkpoints.save_checkpoint(best, model, {**meta, **chosen})
     return chosen
