@@ -77,6 +77,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
 # Heads on frozen musicnn features (cached: epochs cost a second): every checkpoint and layer,
 # the one chosen on the validation timbre goes on to Stage 2 and the excerpts.
 HEAD = {"batch_size": 64}
+# The head with hidden layers beside the linear one, on the layer chosen on validation.
+MLP = "-".join(map(str, registry.spec("transfer-musicnn-mlp").defaults["head_hidden"]))
 LAYERS = ("pool", "penultimate", "taggram")
 FINETUNE = ("musicnn fine-tuned (recipe, backbone at 0.1 x lr)", {}, "random")
 # Stage 2: (what it is, training knobs, timbre, k weights of the training mixes, the model
@@ -485,15 +487,25 @@ def main(argv: list[str] | None = None) -> None:
                                 model="transfer-ast")
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
         backbone = {k: chosen["knobs"][k] for k in ("backbone", "layer")}
+        where = f"musicnn {backbone['backbone']} {backbone['layer']}"
+        spec = (f"{where}, frozen + MLP head {MLP}", {**HEAD, **backbone}, "random")
+        rows += run_variant("transfer-musicnn-mlp", spec, args.head_epochs, **places,
+                            model="transfer-musicnn-mlp")
+        trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
         if args.finetune:
             spec = (FINETUNE[0], {**FINETUNE[1], **backbone}, FINETUNE[2])
             rows += run_variant("musicnn-finetune", spec, args.finetune_epochs, **places,
                                 model="musicnn-finetune")
             trained.append({**fonts, **rows[-1], "stage": 1, "label": rows[-1]["model"]})
-        stage2_specs = {**({} if args.no_mel else MIX_VARIANTS), "transfer-musicnn": (
-            f"musicnn {backbone['backbone']} {backbone['layer']} frozen + head (fixed k = 1-4 "
-            "mixes)", {**HEAD, **backbone}, "random", MIX_VARIANTS["recipe"][3], "transfer-musicnn",
-            None)}
+        fixed_mixes = MIX_VARIANTS["recipe"][3]
+        stage2_specs = {
+            **({} if args.no_mel else MIX_VARIANTS),
+            "transfer-musicnn": (f"{where} frozen + head (fixed k = 1-4 mixes)",
+                                 {**HEAD, **backbone}, "random", fixed_mixes,
+                                 "transfer-musicnn", None),
+            "transfer-musicnn-mlp": (f"{where} frozen + MLP head {MLP} (fixed k = 1-4 mixes)",
+                                     {**HEAD, **backbone}, "random", fixed_mixes,
+                                     "transfer-musicnn-mlp", None)}
         for variant, spec in stage2_specs.items() if 2 in args.stages else ():
             epochs = (args.head_epochs if registry.spec(spec[4]).reads != registry.AUDIO
                       else args.stage2_epochs)

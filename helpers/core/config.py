@@ -158,11 +158,12 @@ class TrainingConfig:
     # A pretrained backbone (musicnn, `helpers.models.musicnn`; AST, `helpers.models.audioset`):
     # which checkpoint (musicnn: "MTT_musicnn" or "MSD_musicnn"; AST: a Hugging Face id or
     # folder) and layer (musicnn: "pool", "penultimate", "taggram"; AST: "pooled") a head reads,
-    # None: the model's own (`registry.SPECS`); the head's hidden units (0: linear), and the
-    # backbone's learning rate as a fraction of `lr` when fine-tuned.
+    # None: the model's own (`registry.SPECS`); the head's hidden units (0: linear; a list: a
+    # layer of each width), and the backbone's learning rate as a fraction of `lr` when
+    # fine-tuned.
     backbone: str | None = None
     layer: str | None = None
-    head_hidden: int | None = None
+    head_hidden: int | list[int] | None = None
     backbone_lr: float | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -199,15 +199,17 @@ class MusicnnFeatures(Backbone):
 
 class Head(nn.Module):
     """A small head on backbone features: standardised (batch norm), dropout, then linear, or
-    one hidden ReLU layer of `hidden` units first."""
+    first a hidden ReLU layer of each width of `hidden` (a number: one layer; 0 or empty:
+    none), so it can untangle what a linear read-out of one pooled vector cannot."""
 
-    def __init__(self, n_features: int, n_outputs: int, *, hidden: int = 0,
+    def __init__(self, n_features: int, n_outputs: int, *, hidden: int | list[int] = 0,
                  dropout: float = 0.2) -> None:
         super().__init__()
+        widths = [hidden] if isinstance(hidden, int) and hidden else list(hidden or [])
         layers: list[nn.Module] = [nn.BatchNorm1d(n_features), nn.Dropout(dropout)]
-        if hidden:
-            layers += [nn.Linear(n_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-        layers.append(nn.Linear(hidden or n_features, n_outputs))
+        for a, b in zip([n_features, *widths], widths):
+            layers += [nn.Linear(a, b), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        layers.append(nn.Linear(widths[-1] if widths else n_features, n_outputs))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -224,7 +226,7 @@ class PretrainedClassifier(Network):
 
     log_mel = True  # musicnn's and AST's spectrograms
 
-    def __init__(self, backbone: Backbone, *, n_outputs: int, hidden: int = 0,
+    def __init__(self, backbone: Backbone, *, n_outputs: int, hidden: int | list[int] = 0,
                  frozen: bool = True, dropout: float = 0.2) -> None:
         super().__init__()
         self.frozen = frozen
@@ -265,7 +267,8 @@ class MusicnnClassifier(PretrainedClassifier):
     """musicnn (`MusicnnFeatures`, from the musicnn wheel) + a head."""
 
     def __init__(self, *, n_outputs: int, checkpoint: str = musicnn.DEFAULT_CHECKPOINT,
-                 layer: str = musicnn.DEFAULT_LAYER, hidden: int = 0, frozen: bool = True,
+                 layer: str = musicnn.DEFAULT_LAYER, hidden: int | list[int] = 0,
+                 frozen: bool = True,
                  dropout: float = 0.2) -> None:
         super().__init__(MusicnnFeatures(checkpoint, layer), n_outputs=n_outputs, hidden=hidden,
                          frozen=frozen, dropout=dropout)
@@ -275,7 +278,7 @@ class ASTClassifier(PretrainedClassifier):
     """The AudioSet transformer (`audioset.ASTFeatures`, from the Hugging Face cache) + a head."""
 
     def __init__(self, *, n_outputs: int, checkpoint: str = audioset.DEFAULT_CHECKPOINT,
-                 layer: str = "pooled", hidden: int = 0, frozen: bool = True,
+                 layer: str = "pooled", hidden: int | list[int] = 0, frozen: bool = True,
                  dropout: float = 0.2, architecture: dict | None = None) -> None:
         """`architecture`: what a fine-tuned checkpoint stored (`ASTFeatures.architecture`),
         to rebuild it without the Hugging Face cache; its weights are loaded after."""

@@ -120,6 +120,8 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
               stage1_source="mel", defaults=_TRANSFER),
     ModelSpec("transfer-musicnn", "musicnn", reads=BACKBONE_FEATURES, backbone="musicnn",
               frozen=True, defaults={**_MUSICNN, **_HEAD}),
+    ModelSpec("transfer-musicnn-mlp", "musicnn", reads=BACKBONE_FEATURES, backbone="musicnn",
+              frozen=True, defaults={**_MUSICNN, **_HEAD, "head_hidden": [512, 256]}),
     ModelSpec("musicnn-finetune", "musicnn", backbone="musicnn", defaults=_MUSICNN,
               cpu_epochs=2),
     ModelSpec("transfer-ast", "ast", reads=BACKBONE_FEATURES, backbone="ast", frozen=True,
