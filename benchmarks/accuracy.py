@@ -26,8 +26,9 @@ through `irmas-predict`'s sliding windows: probabilities averaged per excerpt, i
 named by the checkpoint's rule (Stage 2: the one chosen on validation), micro/macro F1
 with intervals over songs. Everything lands in `runs/accuracy/<name>/`: the sets'
 caches, every model's `best.pt`, `results.json` and `table.md` (which names the data, the
-machine and the date). A killed run resumes where it stopped (each model continues from its
-`last.pt`).
+machine and the date); `results.json` (no per-clip probabilities in it) is also written to
+`benchmarks/results/accuracy-<name>[-<flags>].json`, to be committed beside `accuracy.md`. A
+killed run resumes where it stopped (each model continues from its `last.pt`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ SEEDS = {"fluid": 1, "tim": 2, "merlin": 3}
 # timbre, used neither for training nor for testing: in-font validation cannot tell models apart.
 VALIDATION = "merlin"
 MIN_RECORDINGS = 5  # per class, for a grouped 60/20/20 split
+RESULTS = Path("benchmarks/results")  # each invocation's results.json, committed beside accuracy.md
 # name: (what it is, training knobs over the defaults, timbre of the training set)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "plain": ("plain (Adam, no augmentation)", PLAIN, "fixed"),
@@ -521,13 +523,15 @@ def main(argv: list[str] | None = None) -> None:
     models = {r["best"]: r["reused"] for r in rows + mix_rows}
     reused = sum(models.values())
     minutes = (time.perf_counter() - tic) / 60
-    flags = " ".join(f for f, on in ((f"--instruments {args.instruments}", tag),
-                                     ("--both-ways", args.both_ways), ("--ablation", args.ablation),
-                                     ("--no-mel", args.no_mel),
-                                     ("--finetune", args.finetune),
-                                     (f"--ast {args.ast}", args.ast),
-                                     ("--quick", args.quick),
-                                     ("--stages 1", args.stages == [1])) if on)
+    given = [f for f, on in ((f"--instruments {args.instruments}", tag),
+                             ("--both-ways", args.both_ways), ("--ablation", args.ablation),
+                             ("--no-mel", args.no_mel), ("--finetune", args.finetune),
+                             (f"--ast {args.ast}", args.ast), ("--quick", args.quick),
+                             ("--stages 1", args.stages == [1])) if on]
+    flags = " ".join(given)
+    # the committed record is named after the run folder and the flags it does not name
+    record_name = "-".join([args.name, *(f.split()[0].lstrip("-") for f in given
+                                         if not f.startswith(("--instruments", "--quick")))])
     header = (f"`python benchmarks/accuracy.py {flags}`".replace(" `", "`") +
               f": demo sets of {', '.join(classes)} with {args.recordings} recordings for "
               f"the largest class per soundfont, validated on {FONTS[VALIDATION]} (every "
@@ -541,11 +545,12 @@ def main(argv: list[str] | None = None) -> None:
         text += f"\nStage 2 (mixes of 3 s clips):\n\n{mix_table(mix_rows)}\n"
     text += (f"\nWhole test excerpts ({args.songs} songs x 2 excerpts of 5-20 s per soundfont, "
              f"1-3 instruments):\n\n{excerpt_table(excerpt_results)}\n")
-    dataset.write_json(out / "results.json", {"rows": rows, "mix_rows": mix_rows,
-                                           "excerpt_rows": excerpt_results,
-                                           "environment": env,
-                                           "settings": {**vars(args), "data": str(args.data)},
-                                           "minutes": minutes})
+    record = {"rows": rows, "mix_rows": mix_rows, "excerpt_rows": excerpt_results,
+              "environment": env, "settings": {**vars(args), "data": str(args.data)},
+              "minutes": minutes, "command": f"python benchmarks/accuracy.py {flags}".strip()}
+    dataset.write_json(out / "results.json", record)
+    # a reader can check the tables without rerunning: no per-clip probabilities in it
+    dataset.write_json(RESULTS / f"accuracy-{record_name}.json", record)
     (out / "table.md").write_text(text)
     print(text)
 

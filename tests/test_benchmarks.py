@@ -24,6 +24,9 @@ def test_accuracy_benchmark_quick_writes_a_table_with_intervals(tmp_path, monkey
     _load("accuracy").main(["--quick", "--data", str(tmp_path / "data")])
     out = tmp_path / "runs" / "accuracy" / "default-quick"
     saved = json.loads((out / "results.json").read_text())
+    committed = tmp_path / "benchmarks" / "results" / "accuracy-default-quick.json"
+    assert json.loads(committed.read_text()) == saved, "the record to commit is the run's"
+    assert saved["command"] == "python benchmarks/accuracy.py --quick"
     rows, mix_rows = saved["rows"], saved["mix_rows"]
     assert [(r["variant"], r["train"], r["test"]) for r in rows[:4]] == [
         ("plain", "FluidR3_GM.sf2", "FluidR3_GM.sf2 (test split)"),
