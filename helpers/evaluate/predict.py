@@ -164,12 +164,11 @@ def thresholds(probs: torch.Tensor, task: str, threshold: float | list[float] = 
     """The probability `[..., C]` each class must reach to be named (`present`'s rule):
     `threshold` × the top probability for a single-label model, `threshold` itself (one
     number, or one per class) for a multi-label one, or with `count` the count rule's."""
-    if count and task != "single":
-        return metrics.count_thresholds(probs).expand_as(probs)
+    if task != "single":  # Stage 2's rules: `metrics.decision_thresholds`
+        return metrics.decision_thresholds(
+            probs, {"kind": "count" if count else "thresholds", "thresholds": threshold})
     threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
-    if task == "single":
-        threshold = threshold * probs.amax(dim=-1, keepdim=True)
-    return threshold.expand_as(probs)
+    return (threshold * probs.amax(dim=-1, keepdim=True)).expand_as(probs)
 
 
 @dataclass
